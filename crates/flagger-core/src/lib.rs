@@ -1,0 +1,1 @@
+//! Pure logic of flagger-rs. Nothing in this crate performs I/O.
