@@ -14,7 +14,7 @@ key=$( { cat go.mod go.sum build.sh; go version; find cmd -type f -name '*.go' |
 cache=${FLAGGER_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flagger-testenv}
 out="$cache/$key/bin"
 
-if [ -x "$out/testenv" ] && [ -x "$out/kube-apiserver" ] && [ -x "$out/kwok" ]; then
+if [ -x "$out/testenv" ] && [ -x "$out/kube-apiserver" ] && [ -x "$out/kwok" ] && [ -s "$out/kwok-stages.yaml" ]; then
   echo "testenv: binaries cached in $out" >&2
 else
   echo "testenv: building control plane binaries into $out (cold build takes a while)" >&2
@@ -34,6 +34,13 @@ else
     ./cmd/testenv
   # kwok has its own module graph (no replace directives), so `go install` works for it.
   GOBIN="$tmp" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  # kwok's default "fast" stages (node init, lease heartbeat, pod ready/complete/delete) ship in its module;
+  # they are taken from the module cache at build time, never committed here.
+  stages="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"; cat "$stages/$f"
+  done > "$tmp/kwok-stages.yaml"
   rm -rf "$out"; mv "$tmp" "$out"
   echo "testenv: built in $(( $(date +%s) - start ))s" >&2
 fi
