@@ -46,7 +46,10 @@ pub fn ensure_installed() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: prometheus not found on PATH; installing Debian's `prometheus` package");
-    for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "--no-install-recommends", "prometheus"]] {
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "--no-install-recommends", "prometheus"],
+    ] {
         let status = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -93,7 +96,10 @@ pub fn start(state_dir: &Path) -> Result<Prometheus> {
     // Its own process group, detached from the terminal, so it outlives xtask and a Ctrl-C of it.
     let mut child = Command::new(&binary)
         .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", data_dir.canonicalize()?.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            data_dir.canonicalize()?.display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-lifecycle")
         .arg("--storage.tsdb.retention.time=1d")
@@ -114,12 +120,18 @@ pub fn start(state_dir: &Path) -> Result<Prometheus> {
             return Ok(prometheus);
         }
         if let Some(status) = child.try_wait()? {
-            bail!("prometheus exited ({status}) before it was ready:\n{}", log_tail(&log_path));
+            bail!(
+                "prometheus exited ({status}) before it was ready:\n{}",
+                log_tail(&log_path)
+            );
         }
         if Instant::now() > deadline {
             let _ = stop(state_dir);
             let _ = child.try_wait();
-            bail!("prometheus was not ready after {READY_TIMEOUT:?}:\n{}", log_tail(&log_path));
+            bail!(
+                "prometheus was not ready after {READY_TIMEOUT:?}:\n{}",
+                log_tail(&log_path)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -140,7 +152,10 @@ pub fn stop(state_dir: &Path) -> Result<bool> {
     let deadline = Instant::now() + STOP_TIMEOUT;
     while alive(p.pid) {
         if Instant::now() > deadline {
-            eprintln!("xtask: prometheus (pid {}) ignored SIGTERM for {STOP_TIMEOUT:?}; killing it", p.pid);
+            eprintln!(
+                "xtask: prometheus (pid {}) ignored SIGTERM for {STOP_TIMEOUT:?}; killing it",
+                p.pid
+            );
             signal(p.pid, "KILL")?;
             break;
         }
@@ -177,7 +192,9 @@ fn config_path(state_dir: &Path) -> Result<PathBuf> {
 
 fn find_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("prometheus")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("prometheus"))
+        .find(|p| p.is_file())
 }
 
 fn free_port() -> Result<u16> {
@@ -187,7 +204,10 @@ fn free_port() -> Result<u16> {
 
 /// `GET /-/ready` answered 200, over plain HTTP/1.0 on loopback.
 fn ready(url: &str) -> bool {
-    let Some(addr) = url.strip_prefix("http://").and_then(|a| a.parse::<SocketAddr>().ok()) else {
+    let Some(addr) = url
+        .strip_prefix("http://")
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+    else {
         return false;
     };
     if !addr.ip().is_loopback() {
@@ -197,7 +217,10 @@ fn ready(url: &str) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+    if stream
+        .write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut head = [0u8; 12];
@@ -208,7 +231,9 @@ fn alive(pid: i32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    stat.rfind(')').and_then(|i| stat.get(i + 2..i + 3)).is_some_and(|state| state != "Z")
+    stat.rfind(')')
+        .and_then(|i| stat.get(i + 2..i + 3))
+        .is_some_and(|state| state != "Z")
 }
 
 /// The pid runs prometheus with this state dir's config file (guards against pid reuse).
@@ -243,7 +268,8 @@ fn write_state(state_dir: &Path, p: &Prometheus) -> Result<()> {
 fn read_state(state_dir: &Path) -> Option<Prometheus> {
     let text = fs::read_to_string(state_dir.join("state")).ok()?;
     let field = |key: &str| {
-        text.lines().find_map(|line| line.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+        text.lines()
+            .find_map(|line| line.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
     };
     Some(Prometheus {
         pid: field("pid")?.parse().ok()?,
@@ -272,7 +298,11 @@ mod tests {
     #[test]
     fn state_round_trips() {
         let dir = temp_state_dir("state");
-        let p = Prometheus { pid: 4242, url: "http://127.0.0.1:9".into(), sd_dir: dir.join("sd") };
+        let p = Prometheus {
+            pid: 4242,
+            url: "http://127.0.0.1:9".into(),
+            sd_dir: dir.join("sd"),
+        };
         write_state(&dir, &p).unwrap();
         let back = read_state(&dir).unwrap();
         assert_eq!((back.pid, back.url, back.sd_dir), (p.pid, p.url, p.sd_dir));
