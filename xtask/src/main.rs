@@ -1,1 +1,113 @@
-fn main() {}
+//! Project tasks for flagger-rs. Run `cargo xtask help`.
+
+mod prometheus;
+mod testenv;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <task>
+
+Tasks:
+  test                          fmt check, clippy -D warnings, then every test (unit and integration).
+                                Brings the local control plane and Prometheus up when they are not
+                                running, and down again afterwards if it started them.
+  testenv up [--with-prometheus] [--nodes N]
+                                build (cached) and start the local control plane; reuses a healthy one
+  testenv down                  stop every process of the control plane and Prometheus, remove state
+  testenv status                show what is running
+  testenv env                   print the environment (KUBECONFIG, TESTENV_*) as shell exports
+  testenv build                 only build the control plane binaries (cached)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["test", rest @ ..] => test(rest),
+        ["testenv", rest @ ..] => testenv::cli(rest),
+        [] | ["help" | "-h" | "--help"] => {
+            print!("{HELP}");
+            Ok(())
+        }
+        [other, ..] => Err(anyhow::anyhow!("unknown task `{other}`\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root (the parent of this crate).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs a command in the repository root, echoing it, and fails when it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    cmd.current_dir(root());
+    eprintln!("xtask: $ {}", display(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{}`", display(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", display(cmd));
+    }
+    Ok(())
+}
+
+fn display(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(args: &[&str]) -> Result<()> {
+    let started = Instant::now();
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    testenv::gofmt_check()?;
+    // Build the control plane before compiling Rust, so the two never fight over the two cores.
+    testenv::build()?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    let guard = testenv::ensure_up(true, testenv::DEFAULT_NODES)?;
+    let env = testenv::env_vars()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--locked"]).args(args).envs(env);
+    let result = run(&mut cmd);
+    if guard.started_here
+        && let Err(e) = testenv::down()
+    {
+        eprintln!("xtask: warning: stopping the control plane failed: {e:#}");
+    }
+    result?;
+    eprintln!(
+        "xtask: all checks passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
