@@ -5,5 +5,8 @@
 //! with a message that says how to start it.
 
 pub mod kube;
+pub mod load;
+pub mod prometheus;
+pub mod testapp;
 
 pub use crate::kube::{TestNamespace, apply_yaml, client, install_crds, wait_for};

@@ -1,0 +1,47 @@
+//! Spawning the test app (crate `testapp`) in-process, optionally scraped by the test environment's Prometheus.
+
+use std::ops::Deref;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::prometheus::{Prometheus, Target};
+pub use testapp::{Config, ErrorMode, Labels, Latency, Telemetry, TestApp, VERSION_HEADER};
+
+/// How long a new target may take to be discovered and scraped (file_sd changes apply within ~5s).
+pub const SCRAPE_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts a test app on a free loopback port in the current runtime.
+pub async fn spawn(config: Config) -> Result<TestApp> {
+    TestApp::spawn(config).await.context("cannot start the test app")
+}
+
+/// A test app that Prometheus scrapes. Derefs to the [`TestApp`]; dropping it deregisters and stops the app.
+pub struct ScrapedApp {
+    // Deregistered before the app stops, so Prometheus does not record a failed scrape first.
+    pub target: Target,
+    pub app: TestApp,
+}
+
+impl Deref for ScrapedApp {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+/// Starts a test app, registers it as a scrape target (labels `app=<workload>`, `version=<version>` and
+/// `testkit_target`), and waits until Prometheus has scraped it.
+pub async fn spawn_scraped(prometheus: &Prometheus, config: Config) -> Result<ScrapedApp> {
+    let name = format!("{}-{}", config.labels.namespace, config.labels.pod);
+    let labels = [
+        ("app", config.labels.workload.clone()),
+        ("version", config.version.clone()),
+    ];
+    let app = spawn(config).await?;
+    let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let target = prometheus.register_target(&name, app.addr(), &labels)?;
+    target.wait_until_up(SCRAPE_UP_TIMEOUT).await?;
+    Ok(ScrapedApp { target, app })
+}
