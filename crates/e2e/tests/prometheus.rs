@@ -1,0 +1,287 @@
+//! Flagger's builtin metric queries against the real test-environment Prometheus scraping real test apps.
+//!
+//! Needs `TESTENV_PROMETHEUS_URL` / `TESTENV_PROMETHEUS_SD_DIR` (`cargo xtask testenv up --with-prometheus`).
+//! Every test uses its own namespace label value, so tests can run in parallel against one Prometheus.
+//!
+//! The query templates are Flagger 1.44's, verbatim (`pkg/metrics/observers/*.go`), rendered and whitespace-
+//! collapsed as Flagger's Prometheus provider does.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, ensure};
+use testkit::load::{Load, Weights};
+use testkit::prometheus::{Prometheus, render};
+use testkit::testapp::{Config, Labels, Latency, ScrapedApp, Telemetry, spawn_scraped};
+
+const ISTIO_SUCCESS: &str = r#"
+	sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ namespace }}",
+		destination_workload=~"{{ target }}",response_code!~"5.*"}[{{ interval }}]))
+	/
+	sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ namespace }}",
+		destination_workload=~"{{ target }}"}[{{ interval }}]))
+	* 100"#;
+const ISTIO_DURATION: &str = r#"
+	histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",
+		destination_workload_namespace="{{ namespace }}",destination_workload=~"{{ target }}"}[{{ interval }}])) by (le))"#;
+
+const LINKERD_SUCCESS: &str = r#"
+	sum(rate(response_total{namespace="{{ namespace }}",deployment=~"{{ target }}",classification!="failure",
+		direction="inbound"}[{{ interval }}]))
+	/
+	sum(rate(response_total{namespace="{{ namespace }}",deployment=~"{{ target }}",direction="inbound"}[{{ interval }}]))
+	* 100"#;
+const LINKERD_DURATION: &str = r#"
+	histogram_quantile(0.99, sum(rate(response_latency_ms_bucket{namespace="{{ namespace }}",deployment=~"{{ target }}",
+		direction="inbound"}[{{ interval }}])) by (le))"#;
+
+const CONTOUR_SUCCESS: &str = r#"
+	sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+",
+		envoy_response_code!~"5.*"}[{{ interval }}]))
+	/
+	sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+",
+		}[{{ interval }}]))
+	* 100"#;
+const CONTOUR_DURATION: &str = r#"
+	histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{
+		envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+",}[{{ interval }}])) by (le))"#;
+
+const APPMESH_SUCCESS: &str = r#"
+	sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="{{ namespace }}",
+		kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",envoy_response_code!~"5.*"}[{{ interval }}]))
+	/
+	sum(rate(envoy_cluster_upstream_rq{kubernetes_namespace="{{ namespace }}",
+		kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ interval }}]))
+	* 100"#;
+
+const KUMA_SUCCESS: &str = r#"
+	sum(rate(envoy_cluster_upstream_rq{service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+",
+		envoy_response_code!~"5.*"}[{{ interval }}]))
+	/
+	sum(rate(envoy_cluster_upstream_rq{service=~"{{ target }}-canary_{{ namespace }}_svc_[0-9a-zA-Z-]+"}[{{ interval }}]))
+	* 100"#;
+
+const NGINX_SUCCESS: &str = r#"
+	sum(rate(nginx_ingress_controller_requests{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!="",
+		status!~"5.*"}[{{ interval }}]))
+	/
+	sum(rate(nginx_ingress_controller_requests{namespace="{{ namespace }}",ingress="{{ ingress }}",canary!=""
+		}[{{ interval }}]))
+	* 100"#;
+const NGINX_DURATION: &str = r#"
+	sum(rate(nginx_ingress_controller_response_duration_seconds_sum{namespace="{{ namespace }}",
+		ingress="{{ ingress }}",canary!=""}[{{ interval }}]))
+	/
+	sum(rate(nginx_ingress_controller_response_duration_seconds_count{namespace="{{ namespace }}",
+		ingress="{{ ingress }}",canary!=""}[{{ interval }}]))
+	* 1000"#;
+
+const HTTP_SUCCESS: &str = r#"
+	sum(rate(http_request_duration_seconds_count{kubernetes_namespace="{{ namespace }}",
+		kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",status!~"5.*"}[{{ interval }}]))
+	/
+	sum(rate(http_request_duration_seconds_count{kubernetes_namespace="{{ namespace }}",
+		kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ interval }}]))
+	* 100"#;
+const HTTP_DURATION: &str = r#"
+	histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket{kubernetes_namespace="{{ namespace }}",
+		kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[{{ interval }}])) by (le))"#;
+
+/// Waits for scraping to catch up with what the app answered.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn prometheus() -> Result<Prometheus> {
+    Prometheus::from_env()
+}
+
+/// A namespace label value no other test (or earlier run) uses.
+fn unique_namespace(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// The canary `podinfo` in `namespace`, labelled the way each provider's canary objects would name it.
+fn canary_labels(namespace: &str) -> Labels {
+    Labels {
+        service: "podinfo".to_string(),
+        ingress: "podinfo".to_string(),
+        nginx_canary: format!("{namespace}-podinfo-canary-80"),
+        envoy_cluster: format!("{namespace}_podinfo-canary_80"),
+        kuma_service: Some(format!("podinfo-canary_{namespace}_svc_80")),
+        ..Labels::new(namespace, "podinfo")
+    }
+}
+
+fn vars(namespace: &str) -> [(&'static str, &str); 5] {
+    [
+        ("namespace", namespace),
+        ("target", "podinfo"),
+        ("service", "podinfo"),
+        ("ingress", "podinfo"),
+        ("interval", "1m"),
+    ]
+}
+
+/// Drives `requests` requests at `app` and waits until Prometheus has scraped all of them.
+async fn load_and_wait_for_scrape(
+    prom: &Prometheus,
+    app: &ScrapedApp,
+    requests: u64,
+    rate: f64,
+) -> Result<()> {
+    let report = Load::new(app.addr(), None)
+        .rate(rate)
+        .requests(requests)
+        .duration(Duration::from_secs(60))
+        .run(Weights::fixed(1, 0))
+        .await?;
+    ensure!(
+        report.sent() == requests && report.primary.failed == 0,
+        "load did not complete: {report:?}"
+    );
+    ensure!(
+        app.request_count() == requests,
+        "app saw {} of {requests} requests",
+        app.request_count()
+    );
+    let q = format!("sum(testapp_requests_total{{{}}})", app.target.selector());
+    prom.wait_for_query(&q, SCRAPE_TIMEOUT, |s| {
+        s.len() == 1 && s[0].value == requests as f64
+    })
+    .await
+    .context("Prometheus did not scrape every request")?;
+    Ok(())
+}
+
+async fn instant(prom: &Prometheus, template: &str, namespace: &str) -> Result<f64> {
+    let q = render(template, &vars(namespace));
+    let samples = prom.query(&q).await?;
+    ensure!(
+        samples.len() == 1,
+        "expected one sample for `{q}`, got {samples:?}"
+    );
+    Ok(samples[0].value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_count_rate_is_a_non_empty_vector_after_load() -> Result<()> {
+    let prom = prometheus()?;
+    let ns = unique_namespace("prom-count");
+    let config = Config {
+        telemetry: vec![Telemetry::Kubernetes],
+        labels: canary_labels(&ns),
+        ..Config::default()
+    };
+    let app = spawn_scraped(&prom, config).await?;
+    load_and_wait_for_scrape(&prom, &app, 200, 100.0).await?;
+
+    let all = prom
+        .wait_for_query(
+            "sum(rate(http_request_duration_seconds_count[30s]))",
+            SCRAPE_TIMEOUT,
+            |s| s.len() == 1 && s[0].value > 0.0,
+        )
+        .await?;
+    let ours = prom
+        .wait_for_value(
+            &format!(r#"sum(rate(http_request_duration_seconds_count{{kubernetes_namespace="{ns}"}}[30s]))"#),
+            SCRAPE_TIMEOUT,
+        )
+        .await?;
+    eprintln!(
+        "rate over all targets {:.2}/s, this app {ours:.2}/s",
+        all[0].value
+    );
+    ensure!(ours > 0.0, "this app's request rate is {ours}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_rate_is_90_for_every_shape_at_10_percent_errors() -> Result<()> {
+    let prom = prometheus()?;
+    let ns = unique_namespace("prom-success");
+    let config = Config {
+        error_rate: 0.1,
+        telemetry: Telemetry::ALL.to_vec(),
+        labels: canary_labels(&ns),
+        ..Config::default()
+    };
+    let app = spawn_scraped(&prom, config).await?;
+    let started = Instant::now();
+    load_and_wait_for_scrape(&prom, &app, 1000, 100.0).await?;
+    ensure!(
+        app.error_count() == 100,
+        "app answered {} errors",
+        app.error_count()
+    );
+
+    // Errors are spread evenly (every 10th request) and rate() loses each series' first scraped value in the
+    // same proportion, so the ratio is 90 up to extrapolation noise.
+    const TOLERANCE: f64 = 1.0;
+    let mut failures = Vec::new();
+    for (name, template) in [
+        ("istio", ISTIO_SUCCESS),
+        ("linkerd", LINKERD_SUCCESS),
+        ("contour", CONTOUR_SUCCESS),
+        ("appmesh", APPMESH_SUCCESS),
+        ("kuma", KUMA_SUCCESS),
+        ("nginx", NGINX_SUCCESS),
+        ("kubernetes", HTTP_SUCCESS),
+    ] {
+        let value = instant(&prom, template, &ns).await?;
+        eprintln!("request-success-rate {name}: {value:.3} (expected 90 ± {TOLERANCE})");
+        if (value - 90.0).abs() > TOLERANCE {
+            failures.push(format!("{name}: {value}"));
+        }
+    }
+    eprintln!(
+        "load + scrape + queries took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    ensure!(
+        failures.is_empty(),
+        "success rates off 90 ± {TOLERANCE}: {failures:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_queries_match_a_fixed_latency() -> Result<()> {
+    let prom = prometheus()?;
+    let ns = unique_namespace("prom-duration");
+    let config = Config {
+        latency: Latency::Fixed(Duration::from_millis(110)),
+        telemetry: Telemetry::ALL.to_vec(),
+        labels: canary_labels(&ns),
+        ..Config::default()
+    };
+    let app = spawn_scraped(&prom, config).await?;
+    load_and_wait_for_scrape(&prom, &app, 150, 50.0).await?;
+
+    // Every request takes 110ms plus scheduling slack (< 90ms even on a busy machine), so all observations
+    // fall into one histogram bucket and histogram_quantile(0.99) interpolates to 99% of that bucket:
+    // istio/envoy (100, 250] ms -> 248.5; linkerd (100, 200] ms -> 199; podinfo (0.1, 0.25] s -> 0.2485.
+    let mut failures = Vec::new();
+    for (name, template, expected) in [
+        ("istio", ISTIO_DURATION, 248.5),
+        ("linkerd", LINKERD_DURATION, 199.0),
+        ("contour", CONTOUR_DURATION, 248.5),
+        ("kubernetes", HTTP_DURATION, 0.2485),
+    ] {
+        let value = instant(&prom, template, &ns).await?;
+        eprintln!("request-duration {name}: {value} (expected {expected})");
+        if (value - expected).abs() > 1e-6 {
+            failures.push(format!("{name}: {value} != {expected}"));
+        }
+    }
+    // nginx's query is an average (sum / count * 1000), so it sees the latency itself.
+    let nginx = instant(&prom, NGINX_DURATION, &ns).await?;
+    eprintln!("request-duration nginx: {nginx:.2}ms (expected 110..200)");
+    if !(110.0..200.0).contains(&nginx) {
+        failures.push(format!("nginx: {nginx}ms outside 110..200"));
+    }
+    ensure!(failures.is_empty(), "duration queries: {failures:?}");
+    Ok(())
+}
