@@ -1,1 +1,125 @@
-fn main() {}
+//! The `flagger` binary.
+
+mod cli;
+mod config;
+mod validate;
+
+use std::{io::Write, process::ExitCode};
+
+use clap::Parser;
+
+use crate::{
+    cli::{ArgError, Cli, Command},
+    config::{GlobalNotifier, Settings},
+};
+
+/// flagger-rs's version and the Flagger release it replaces.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const FLAGGER_COMPATIBLE: &str = "1.44";
+
+fn main() -> ExitCode {
+    let args = match cli::normalize_args(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e @ (ArgError::UnknownFlag(_) | ArgError::MissingValue(_))) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
+    if cli.version {
+        let revision = option_env!("FLAGGER_REVISION").unwrap_or("unknown");
+        println!(
+            "Flagger version {VERSION} revision {revision} (flagger-rs, drop-in for Flagger {FLAGGER_COMPATIBLE})"
+        );
+        return ExitCode::SUCCESS;
+    }
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.flags),
+        Command::Crds => crds(),
+        Command::Validate(args) => validate::run(&cli.flags, &args),
+    }
+}
+
+fn crds() -> ExitCode {
+    let yaml = flagger_api::crds_yaml();
+    let mut out = std::io::stdout().lock();
+    match out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the CRDs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(flags: &cli::Flags) -> ExitCode {
+    let settings = match Settings::from_flags(flags, |var| std::env::var(var).ok()) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("error: invalid configuration:");
+            for e in errors {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!("flagger-rs {VERSION}: configuration is valid");
+    eprintln!("  mesh provider:          {}", settings.mesh_provider);
+    eprintln!("  metrics server:         {}", settings.metrics_server);
+    eprintln!(
+        "  watching:               {}",
+        settings
+            .namespace
+            .as_deref()
+            .map_or("all namespaces".to_owned(), |ns| format!("namespace {ns}"))
+    );
+    eprintln!("  control loop interval:  {:?}", settings.control_loop_interval);
+    eprintln!("  workers:                {}", settings.threadiness);
+    eprintln!("  HTTP server port:       {}", settings.port);
+    eprintln!(
+        "  log level / encoding:   {} / {}",
+        settings.log_level, settings.zap_encoding
+    );
+    eprintln!(
+        "  selector labels:        {}",
+        settings.selector_labels.join(", ")
+    );
+    eprintln!(
+        "  leader election:        {}",
+        settings
+            .leader_election_namespace
+            .as_deref()
+            .map_or("off".to_owned(), |ns| format!("on, Lease in {ns}"))
+    );
+    eprintln!(
+        "  config tracking:        {}",
+        if settings.enable_config_tracking {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    eprintln!(
+        "  cross-namespace refs:   {}",
+        if settings.no_cross_namespace_refs {
+            "blocked"
+        } else {
+            "allowed"
+        }
+    );
+    let notifier = match &settings.notifier {
+        GlobalNotifier::None => "none".to_owned(),
+        GlobalNotifier::Slack { channel, .. } => format!("Slack, channel {channel}"),
+        GlobalNotifier::MsTeams { .. } => "Microsoft Teams".to_owned(),
+    };
+    eprintln!("  global notifier:        {notifier}");
+    eprintln!(
+        "  event webhook:          {}",
+        settings.event_webhook.as_deref().unwrap_or("none")
+    );
+    eprintln!(
+        "error: the controller is not implemented in this build of flagger-rs yet; nothing was started. \
+         Available now: `flagger crds` and `flagger validate FILE...`."
+    );
+    ExitCode::FAILURE
+}
