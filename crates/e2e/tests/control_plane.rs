@@ -40,24 +40,45 @@ spec:
     .unwrap();
     let deployments: Api<Deployment> = ns.api();
     let ready = |d: &Deployment| d.status.as_ref().and_then(|s| s.ready_replicas) == Some(3);
-    wait_for(&deployments, "podinfo", "readyReplicas 3", TIMEOUT, ready).await.unwrap();
+    wait_for(&deployments, "podinfo", "readyReplicas 3", TIMEOUT, ready)
+        .await
+        .unwrap();
 
     // The pods were scheduled onto fake nodes and are Running with an IP from kwok's CIDR.
     let pods: Api<Pod> = ns.api();
-    let list = pods.list(&ListParams::default().labels("app=podinfo")).await.unwrap();
+    let list = pods
+        .list(&ListParams::default().labels("app=podinfo"))
+        .await
+        .unwrap();
     assert_eq!(list.items.len(), 3);
     for pod in &list.items {
         let spec = pod.spec.as_ref().unwrap();
-        assert!(spec.node_name.as_deref().is_some_and(|n| n.starts_with("kwok-node-")), "{:?}", spec.node_name);
+        assert!(
+            spec.node_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("kwok-node-")),
+            "{:?}",
+            spec.node_name
+        );
         let status = pod.status.as_ref().unwrap();
         assert_eq!(status.phase.as_deref(), Some("Running"));
-        assert!(status.pod_ip.as_deref().is_some_and(|ip| ip.starts_with("10.244.")), "{:?}", status.pod_ip);
+        assert!(
+            status
+                .pod_ip
+                .as_deref()
+                .is_some_and(|ip| ip.starts_with("10.244.")),
+            "{:?}",
+            status.pod_ip
+        );
     }
 
     // A template change rolls out a new ReplicaSet and old pods really go away.
     let patch = json!({"spec": {"template": {"spec": {"containers": [
         {"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]}}}});
-    deployments.patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+    deployments
+        .patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
     let rolled = |d: &Deployment| {
         let Some(s) = d.status.as_ref() else { return false };
         d.metadata.generation == s.observed_generation
@@ -65,7 +86,15 @@ spec:
             && s.ready_replicas == Some(3)
             && s.replicas == Some(3)
     };
-    wait_for(&deployments, "podinfo", "rolled out to the new template", TIMEOUT, rolled).await.unwrap();
+    wait_for(
+        &deployments,
+        "podinfo",
+        "rolled out to the new template",
+        TIMEOUT,
+        rolled,
+    )
+    .await
+    .unwrap();
     testkit::kube::poll("old pods to be gone", TIMEOUT, || async {
         let pods = pods.list(&ListParams::default().labels("app=podinfo")).await?;
         let images: Vec<String> = pods
@@ -73,7 +102,13 @@ spec:
             .iter()
             .filter_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
             .collect();
-        Ok(if images.len() == 3 && images.iter().all(|i| i.ends_with(":6.0.1")) { Ok(()) } else { Err(images) })
+        Ok(
+            if images.len() == 3 && images.iter().all(|i| i.ends_with(":6.0.1")) {
+                Ok(())
+            } else {
+                Err(images)
+            },
+        )
     })
     .await
     .unwrap();
@@ -84,36 +119,67 @@ async fn server_side_apply_tracks_named_field_managers_and_conflicts() {
     let ns = TestNamespace::new("ssa").await.unwrap();
     let cms: Api<ConfigMap> = ns.api();
     let ours = PatchParams::apply("flagger/primary-configmap");
-    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}});
+    let cm =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}});
     cms.patch("cfg", &ours, &Patch::Apply(&cm)).await.unwrap();
 
     // Another manager adds a field of its own: both survive and both managers are recorded.
     let theirs = PatchParams::apply("user-tool");
-    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"b": "2"}});
+    let other =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"b": "2"}});
     let merged = cms.patch("cfg", &theirs, &Patch::Apply(&other)).await.unwrap();
     let data = merged.data.clone().unwrap();
     assert_eq!(data.get("a").map(String::as_str), Some("1"));
     assert_eq!(data.get("b").map(String::as_str), Some("2"));
-    let managers: Vec<String> =
-        merged.metadata.managed_fields.unwrap().into_iter().filter_map(|m| m.manager).collect();
-    assert!(managers.contains(&"flagger/primary-configmap".to_string()), "{managers:?}");
+    let managers: Vec<String> = merged
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"flagger/primary-configmap".to_string()),
+        "{managers:?}"
+    );
     assert!(managers.contains(&"user-tool".to_string()), "{managers:?}");
 
-    // Taking a field another manager owns is a conflict unless forced.
-    let steal = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "9"}});
-    let err = cms.patch("cfg", &theirs, &Patch::Apply(&steal)).await.unwrap_err();
+    // Taking a field another manager owns is a conflict unless forced. (user-tool re-states "b": under SSA
+    // a manager that omits a field it owned removes it.)
+    let steal = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "9", "b": "2"}});
+    let err = cms
+        .patch("cfg", &theirs, &Patch::Apply(&steal))
+        .await
+        .unwrap_err();
     match err {
         kube::Error::Api(status) => assert_eq!(status.code, 409, "{status:?}"),
         other => panic!("expected a 409 conflict, got {other:?}"),
     }
-    let forced = cms.patch("cfg", &PatchParams::apply("user-tool").force(), &Patch::Apply(&steal)).await.unwrap();
+    let forced = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("user-tool").force(),
+            &Patch::Apply(&steal),
+        )
+        .await
+        .unwrap();
     assert_eq!(forced.data.unwrap().get("a").map(String::as_str), Some("9"));
 
-    // Applying our own object again without the field drops only what we owned.
-    let ours_only = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"c": "3"}});
+    // Applying our own object again with other fields drops only what we owned and leaves the rest.
+    let ours_only =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"c": "3"}});
     let after = cms.patch("cfg", &ours, &Patch::Apply(&ours_only)).await.unwrap();
     let data = after.data.unwrap();
-    assert_eq!(data.get("b").map(String::as_str), Some("2"), "the other manager's field survives");
+    assert_eq!(
+        data.get("a").map(String::as_str),
+        Some("9"),
+        "the field taken over by force survives"
+    );
+    assert_eq!(
+        data.get("b").map(String::as_str),
+        Some("2"),
+        "the other manager's field survives"
+    );
     assert_eq!(data.get("c").map(String::as_str), Some("3"));
 }
 
@@ -135,26 +201,52 @@ async fn flagger_crds_install_and_the_server_validates_canaries() {
                 "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}]}
         }
     });
-    let created = canaries.patch("podinfo", &PatchParams::apply("test"), &Patch::Apply(&valid)).await.unwrap();
+    let created = canaries
+        .patch("podinfo", &PatchParams::apply("test"), &Patch::Apply(&valid))
+        .await
+        .unwrap();
     assert_eq!(created.data["spec"]["analysis"]["stepWeight"], 10);
 
     // Each of these breaks one rule of the schema, and the server says which field.
     let cases = [
         ("no-port", "/spec/service/port", json!(null), "spec.service.port"),
-        ("bad-interval", "/spec/analysis/interval", json!("soon"), "spec.analysis.interval"),
-        ("bad-kind", "/spec/targetRef/kind", json!("StatefulSet"), "spec.targetRef.kind"),
-        ("bad-provider", "/spec/provider", json!("gatewayapi"), "spec.provider"),
+        (
+            "bad-interval",
+            "/spec/analysis/interval",
+            json!("soon"),
+            "spec.analysis.interval",
+        ),
+        (
+            "bad-kind",
+            "/spec/targetRef/kind",
+            json!("StatefulSet"),
+            "spec.targetRef.kind",
+        ),
+        (
+            "bad-provider",
+            "/spec/provider",
+            json!("gatewayapi"),
+            "spec.provider",
+        ),
     ];
     for (name, pointer, value, field) in cases {
         let mut invalid = valid.clone();
         invalid["metadata"]["name"] = json!(name);
         if value.is_null() {
             let (parent, key) = pointer.rsplit_once('/').unwrap();
-            invalid.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(key);
+            invalid
+                .pointer_mut(parent)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove(key);
         } else {
             *invalid.pointer_mut(pointer).unwrap() = value;
         }
-        let err = canaries.patch(name, &PatchParams::apply("test"), &Patch::Apply(&invalid)).await.unwrap_err();
+        let err = canaries
+            .patch(name, &PatchParams::apply("test"), &Patch::Apply(&invalid))
+            .await
+            .unwrap_err();
         match err {
             kube::Error::Api(status) => {
                 assert_eq!(status.code, 422, "{name}: {status:?}");
