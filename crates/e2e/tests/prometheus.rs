@@ -285,3 +285,92 @@ async fn duration_queries_match_a_fixed_latency() -> Result<()> {
     ensure!(failures.is_empty(), "duration queries: {failures:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_driver_splits_by_live_weights_and_queries_select_only_the_canary() -> Result<()> {
+    let prom = prometheus()?;
+    let ns = unique_namespace("prom-split");
+    let primary_labels = Labels {
+        service: "podinfo".to_string(),
+        ..Labels::new(&ns, "podinfo-primary")
+    };
+    let primary = spawn_scraped(
+        &prom,
+        Config {
+            telemetry: Telemetry::ALL.to_vec(),
+            labels: primary_labels,
+            ..Config::default()
+        },
+    )
+    .await?;
+    let canary = spawn_scraped(
+        &prom,
+        Config {
+            version: "2.0.0".to_string(),
+            error_rate: 0.2,
+            telemetry: Telemetry::ALL.to_vec(),
+            labels: canary_labels(&ns),
+            ..Config::default()
+        },
+    )
+    .await?;
+
+    // The weights a routing object would carry: all primary, then a 50/50 step once 200 requests went out.
+    let (weights, rx) = tokio::sync::watch::channel((100, 0));
+    let running = Load::new(primary.addr(), Some(canary.addr()))
+        .rate(200.0)
+        .requests(1000)
+        .spawn(Weights::watch(rx))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while primary.request_count() < 200 {
+        ensure!(
+            Instant::now() < deadline,
+            "primary got only {} requests",
+            primary.request_count()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    weights.send((50, 50))?;
+    let report = running.join().await?;
+    ensure!(report.sent() == 1000 && !report.timed_out, "{report:?}");
+    // At most a few slots raced the weight change; after it the split is exact.
+    ensure!(
+        (390..=410).contains(&report.canary.sent),
+        "canary got {} of 1000: {report:?}",
+        report.canary.sent
+    );
+    ensure!(canary.request_count() == report.canary.sent && primary.request_count() == report.primary.sent);
+
+    for app in [&primary, &canary] {
+        let q = format!("sum(testapp_requests_total{{{}}})", app.target.selector());
+        let n = app.request_count() as f64;
+        prom.wait_for_query(&q, SCRAPE_TIMEOUT, |s| s.len() == 1 && s[0].value == n)
+            .await?;
+    }
+    // `{{ target }}` = podinfo selects the canary's series only (podinfo-primary's workload and pods do not
+    // match), so the success rate is the canary's 80%, not the blended 92%.
+    for (name, template) in [
+        ("istio", ISTIO_SUCCESS),
+        ("linkerd", LINKERD_SUCCESS),
+        ("kubernetes", HTTP_SUCCESS),
+    ] {
+        let value = instant(&prom, template, &ns).await?;
+        eprintln!("canary request-success-rate {name}: {value:.3} (expected 80 ± 1)");
+        ensure!(
+            (value - 80.0).abs() <= 1.0,
+            "{name} canary success rate {value}, expected 80"
+        );
+    }
+    // The primary's own series, selected with its workload name, are error-free.
+    let primary_vars = [
+        ("namespace", ns.as_str()),
+        ("target", "podinfo-primary"),
+        ("interval", "1m"),
+    ];
+    let value = prom.query(&render(ISTIO_SUCCESS, &primary_vars)).await?;
+    ensure!(
+        value.len() == 1 && value[0].value == 100.0,
+        "primary success rate {value:?}"
+    );
+    Ok(())
+}
