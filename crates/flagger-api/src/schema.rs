@@ -153,6 +153,7 @@ pub fn apply_flagger_rules(crd: &mut Value) {
             continue;
         };
         clean_schema(root);
+        add_type_meta(root);
         if is_canary {
             for rule in CANARY_RULES {
                 if let (Some(target), Value::Object(set)) = (schema_at(root, rule.path), (rule.set)()) {
@@ -161,6 +162,26 @@ pub fn apply_flagger_rules(crd: &mut Value) {
             }
         }
     }
+}
+
+/// Declares `apiVersion`, `kind` and `metadata` at the root, as every Kubernetes CRD schema does (kube's
+/// generated root leaves them out).
+fn add_type_meta(root: &mut Value) {
+    let Some(Value::Object(props)) = root.get_mut("properties") else {
+        return;
+    };
+    props.entry("apiVersion").or_insert_with(|| {
+        json!({
+            "type": "string",
+            "description": "Versioned schema of this object (`flagger.app/v1beta1`)."
+        })
+    });
+    props
+        .entry("kind")
+        .or_insert_with(|| json!({"type": "string", "description": "Kind of this object."}));
+    props
+        .entry("metadata")
+        .or_insert_with(|| json!({"type": "object"}));
 }
 
 fn merge(target: &mut Value, set: Map<String, Value>) {

@@ -12,9 +12,9 @@ use crate::schema;
 pub const PROMOTED_CONDITION: &str = "Promoted";
 
 /// Observed state of a Canary: where its current release stands.
-///
-/// Every field is optional so that a status read from the API server is written back exactly as it was;
-/// the accessor methods give the values with Flagger's defaults.
+//
+// Every field is optional so that a status read from the API server is written back exactly as it was;
+// the accessor methods give the values with Flagger's defaults.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
