@@ -73,8 +73,8 @@ pub fn running(state_dir: &Path) -> Option<Prometheus> {
 
 /// Starts Prometheus on a free loopback port and waits until it is ready.
 ///
-/// Anything recorded from an earlier run in `state_dir` is stopped first; the TSDB is wiped so that every
-/// environment starts empty.
+/// Anything recorded from an earlier run in `state_dir` is stopped first; the TSDB and the target files are
+/// wiped so that every environment starts empty.
 pub fn start(state_dir: &Path) -> Result<Prometheus> {
     stop(state_dir)?;
     let binary = find_binary().context("no `prometheus` on PATH: call ensure_installed() first")?;
@@ -82,6 +82,10 @@ pub fn start(state_dir: &Path) -> Result<Prometheus> {
     let data_dir = state_dir.join("data");
     if data_dir.exists() {
         fs::remove_dir_all(&data_dir).with_context(|| format!("cannot remove {}", data_dir.display()))?;
+    }
+    // Target files left by test processes that died belong to the previous Prometheus.
+    if sd_dir.exists() {
+        fs::remove_dir_all(&sd_dir).with_context(|| format!("cannot remove {}", sd_dir.display()))?;
     }
     fs::create_dir_all(&sd_dir).with_context(|| format!("cannot create {}", sd_dir.display()))?;
     fs::create_dir_all(&data_dir)?;

@@ -333,9 +333,10 @@ async fn load_driver_splits_by_live_weights_and_queries_select_only_the_canary()
     weights.send((50, 50))?;
     let report = running.join().await?;
     ensure!(report.sent() == 1000 && !report.timed_out, "{report:?}");
-    // At most a few slots raced the weight change; after it the split is exact.
+    // The split after the change is exact (smooth round-robin), so the canary gets half of the slots left
+    // when the change was seen: at most 400, fewer if this loop noticed 200 primary requests late.
     ensure!(
-        (390..=410).contains(&report.canary.sent),
+        (360..=400).contains(&report.canary.sent),
         "canary got {} of 1000: {report:?}",
         report.canary.sent
     );
