@@ -29,18 +29,33 @@ fn alive(pid: i32) -> bool {
 
 fn recorded_pids(state: &Path) -> Vec<(String, i32)> {
     let mut pids = Vec::new();
-    let supervisor = fs::read_to_string(state.join("cluster/testenv.pid")).unwrap();
-    pids.push(("testenv".to_string(), supervisor.trim().parse().unwrap()));
-    for line in fs::read_to_string(state.join("cluster/pids")).unwrap().lines() {
-        let (name, pid) = line.split_once(' ').unwrap();
-        pids.push((name.to_string(), pid.trim().parse().unwrap()));
+    let supervisor = fs::read_to_string(state.join("cluster/testenv.pid")).expect("supervisor pid");
+    pids.push((
+        "testenv".to_string(),
+        supervisor
+            .trim()
+            .parse()
+            .expect("recorded pid files are well formed"),
+    ));
+    for line in fs::read_to_string(state.join("cluster/pids"))
+        .expect("recorded pid files are well formed")
+        .lines()
+    {
+        let (name, pid) = line.split_once(' ').expect("recorded pid files are well formed");
+        pids.push((
+            name.to_string(),
+            pid.trim().parse().expect("recorded pid files are well formed"),
+        ));
     }
     for line in fs::read_to_string(state.join("prometheus/state"))
-        .unwrap()
+        .expect("recorded pid files are well formed")
         .lines()
     {
         if let Some(pid) = line.strip_prefix("pid=") {
-            pids.push(("prometheus".to_string(), pid.trim().parse().unwrap()));
+            pids.push((
+                "prometheus".to_string(),
+                pid.trim().parse().expect("recorded pid files are well formed"),
+            ));
         }
     }
     pids

@@ -21,8 +21,9 @@ const HOW_TO_START: &str = "start the local control plane with `cargo xtask test
 
 /// A client for the cluster named by `KUBECONFIG`. Fails, never skips, when there is no reachable cluster.
 pub async fn client() -> Result<Client> {
-    let path = std::env::var_os("KUBECONFIG")
-        .ok_or_else(|| anyhow!("KUBECONFIG is not set: this test needs the local control plane; {HOW_TO_START}"))?;
+    let path = std::env::var_os("KUBECONFIG").ok_or_else(|| {
+        anyhow!("KUBECONFIG is not set: this test needs the local control plane; {HOW_TO_START}")
+    })?;
     let kubeconfig = kube::config::Kubeconfig::read_from(&path)
         .with_context(|| format!("cannot read KUBECONFIG {}; {HOW_TO_START}", path.display()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
@@ -31,7 +32,10 @@ pub async fn client() -> Result<Client> {
     match readyz {
         Ok(body) if body.trim() == "ok" => Ok(client),
         Ok(body) => bail!("the API server is not ready ({body}); {HOW_TO_START}"),
-        Err(e) => bail!("the API server in {} does not answer ({e:#}); {HOW_TO_START}", path.display()),
+        Err(e) => bail!(
+            "the API server in {} does not answer ({e:#}); {HOW_TO_START}",
+            path.display()
+        ),
     }
 }
 
@@ -51,8 +55,16 @@ impl TestNamespace {
     pub async fn new(prefix: &str) -> Result<Self> {
         let client = client().await?;
         let name = format!("t-{prefix}-{:08x}", rand::random::<u32>());
-        let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
         Ok(Self { client, name })
     }
 
@@ -73,7 +85,13 @@ impl Drop for TestNamespace {
         let bin = std::env::var_os("TESTENV_BIN").map(std::path::PathBuf::from);
         let kubectl = bin.map_or_else(|| "kubectl".into(), |b| b.join("kubectl"));
         let _ = Command::new(kubectl)
-            .args(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"])
+            .args([
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -102,7 +120,13 @@ where
 }
 
 /// Waits until the named object exists and satisfies `predicate`, returning it.
-pub async fn wait_for<K, P>(api: &Api<K>, name: &str, what: &str, timeout: Duration, predicate: P) -> Result<K>
+pub async fn wait_for<K, P>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    predicate: P,
+) -> Result<K>
 where
     K: Clone + DeserializeOwned + Debug,
     P: Fn(&K) -> bool,
@@ -124,12 +148,23 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<
     let mut applied = Vec::new();
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
         let obj: DynamicObject = serde_json::from_value(doc.clone()).context("not a Kubernetes object")?;
-        let types = obj.types.clone().ok_or_else(|| anyhow!("document without apiVersion/kind"))?;
+        let types = obj
+            .types
+            .clone()
+            .ok_or_else(|| anyhow!("document without apiVersion/kind"))?;
         let gvk = GroupVersionKind::try_from(&types)?;
         let (resource, caps) = discovery::pinned_kind(client, &gvk).await?;
-        let name = obj.metadata.name.clone().ok_or_else(|| anyhow!("{} without metadata.name", gvk.kind))?;
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| anyhow!("{} without metadata.name", gvk.kind))?;
         let api: Api<DynamicObject> = if caps.scope == discovery::Scope::Namespaced {
-            let ns = obj.metadata.namespace.clone().unwrap_or_else(|| namespace.to_string());
+            let ns = obj
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace.to_string());
             Api::namespaced_with(client.clone(), &ns, &resource)
         } else {
             Api::all_with(client.clone(), &resource)
@@ -144,16 +179,32 @@ pub async fn apply_yaml(client: &Client, namespace: &str, yaml: &str) -> Result<
 pub async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in crds {
-        let name = crd.metadata.name.clone().ok_or_else(|| anyhow!("CRD without a name"))?;
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(crd)).await?;
+        let name = crd
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| anyhow!("CRD without a name"))?;
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(crd),
+        )
+        .await?;
     }
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        wait_for(&api, &name, "condition Established=True", Duration::from_secs(30), |c| {
-            c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                cs.iter().any(|c| c.type_ == "Established" && c.status == "True")
-            })
-        })
+        wait_for(
+            &api,
+            &name,
+            "condition Established=True",
+            Duration::from_secs(30),
+            |c| {
+                c.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+            },
+        )
         .await?;
     }
     Ok(())
