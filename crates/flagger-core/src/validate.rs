@@ -111,6 +111,13 @@ impl Problems {
     /// An absolute http(s) URL.
     fn url(&mut self, path: &str, value: Option<&str>) {
         let Some(value) = value else { return };
+        if !value.contains("://") {
+            self.push(
+                path,
+                format!("{value:?} is not an absolute URL; it needs a scheme, such as http://"),
+            );
+            return;
+        }
         match url::Url::parse(value) {
             Ok(u)
                 if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
@@ -410,16 +417,17 @@ fn validate_analysis(
         );
     }
     if analysis.mirror == Some(true) {
-        let supported = match provider {
-            MeshProvider::Istio => true,
-            MeshProvider::GatewayApiV1 | MeshProvider::GatewayApiV1beta1 => iterations > 0,
-            _ => false,
-        };
-        if !supported {
-            p.push(
+        match provider {
+            MeshProvider::Istio => {}
+            MeshProvider::GatewayApiV1 | MeshProvider::GatewayApiV1beta1 if iterations > 0 => {}
+            MeshProvider::GatewayApiV1 | MeshProvider::GatewayApiV1beta1 => p.push(
                 "spec.analysis.mirror",
-                format!("traffic mirroring is not supported by the {provider} provider with this strategy (Istio mirrors canary and blue/green, Gateway API only blue/green)"),
-            );
+                format!("the {provider} provider mirrors traffic only in blue/green (iterations), not while shifting weights"),
+            ),
+            _ => p.push(
+                "spec.analysis.mirror",
+                format!("traffic mirroring is not supported by the {provider} provider (only by istio, and by gatewayapi in blue/green)"),
+            ),
         }
     }
 

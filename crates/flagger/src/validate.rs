@@ -71,7 +71,10 @@ pub fn check_text(label: &str, text: &str, ctx: &ValidationContext) -> Vec<Strin
     let docs: Vec<Value> = match serde_saphyr::from_multiple(text) {
         Ok(docs) => docs,
         Err(e) => {
-            let message = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            // The first line holds the position and the reason; the rest is a source snippet.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
             return vec![format!("{label}: invalid YAML: {message}")];
         }
     };

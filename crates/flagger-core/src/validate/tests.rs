@@ -443,7 +443,9 @@ fn mirroring_needs_a_provider_that_mirrors() {
         &problems(
             json!({"spec": {"provider": "nginx", "ingressRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "i"}, "analysis": {"mirror": true}}}),
         ),
-        &["spec.analysis.mirror: traffic mirroring is not supported by the nginx provider"],
+        &[
+            "spec.analysis.mirror: traffic mirroring is not supported by the nginx provider (only by istio, and by gatewayapi in blue/green)",
+        ],
     );
     // Gateway API mirrors only in blue/green.
     let gw = json!({"gatewayRefs": [{"name": "gw"}]});
@@ -452,7 +454,7 @@ fn mirroring_needs_a_provider_that_mirrors() {
             json!({"spec": {"provider": "gatewayapi:v1", "service": gw.clone(), "analysis": {"mirror": true}}}),
         ),
         &[
-            "spec.analysis.mirror: traffic mirroring is not supported by the gatewayapi:v1 provider with this strategy",
+            "spec.analysis.mirror: the gatewayapi:v1 provider mirrors traffic only in blue/green (iterations), not while shifting weights",
         ],
     );
     assert_problems(
@@ -534,7 +536,7 @@ fn webhook_urls_must_be_absolute_http_urls() {
             {"name": "", "url": "https://example.com", "retries": -1}
         ]}}})),
         &[
-            "spec.analysis.webhooks[1].url: \"/gate/check\" is not a valid URL: relative URL without a base",
+            "spec.analysis.webhooks[1].url: \"/gate/check\" is not an absolute URL; it needs a scheme, such as http://",
             "spec.analysis.webhooks[2].url: \"ftp://example.com/x\" must be an http or https URL, not ftp",
             "spec.analysis.webhooks[3].url: \"http://load tester/\" is not a valid URL",
             "spec.analysis.webhooks[4].url: required",
@@ -548,7 +550,9 @@ fn webhook_urls_must_be_absolute_http_urls() {
 fn metrics_server_must_be_a_url() {
     assert_problems(
         &problems(json!({"spec": {"metricsServer": "prometheus:9090"}})),
-        &["spec.metricsServer: \"prometheus:9090\" must be an http or https URL, not prometheus"],
+        &[
+            "spec.metricsServer: \"prometheus:9090\" is not an absolute URL; it needs a scheme, such as http://",
+        ],
     );
 }
 
@@ -606,7 +610,9 @@ fn metric_templates() {
     );
     assert_problems(
         &template_problems(json!({"type": "graphite", "address": "graphite:8080"})),
-        &["spec.provider.address: \"graphite:8080\" must be an http or https URL, not graphite"],
+        &[
+            "spec.provider.address: \"graphite:8080\" is not an absolute URL; it needs a scheme, such as http://",
+        ],
     );
     assert_problems(
         &template_problems(json!({"type": "cloudwatch"})),
@@ -672,7 +678,9 @@ fn alert_providers() {
         &alert_problems(
             json!({"type": "msteams", "address": "outlook.office.com/webhook", "proxy": "http://proxy:3128"}),
         ),
-        &["spec.address: \"outlook.office.com/webhook\" is not a valid URL: relative URL without a base"],
+        &[
+            "spec.address: \"outlook.office.com/webhook\" is not an absolute URL; it needs a scheme, such as http://",
+        ],
     );
 }
 
