@@ -86,7 +86,11 @@ mod tests {
     use super::*;
 
     fn ladder(step_weight: u32, step_weights: &[u32], max_weight: u32) -> Ladder {
-        Ladder { step_weight, step_weights: step_weights.to_vec(), max_weight }
+        Ladder {
+            step_weight,
+            step_weights: step_weights.to_vec(),
+            max_weight,
+        }
     }
 
     /// Steps from zero until the canary reaches the max weight, returning the primary weights seen.
@@ -109,7 +113,10 @@ mod tests {
 
     #[test]
     fn step_weights_follow_the_ladder() {
-        assert_eq!(primary_weights(&ladder(0, &[1, 2, 10, 80], 0)), vec![100, 99, 98, 90, 20]);
+        assert_eq!(
+            primary_weights(&ladder(0, &[1, 2, 10, 80], 0)),
+            vec![100, 99, 98, 90, 20]
+        );
     }
 
     #[test]
