@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    duration::parse_go_duration,
     gateway::{HttpRequestMirrorFilter, ParentReference},
     istio::{CorsPolicy, Headers, HttpMatchRequest, HttpRetry, TrafficPolicy},
     schema,
@@ -556,18 +557,13 @@ impl CanaryAnalysis {
     /// Time between analysis steps: `interval` parsed as a Go duration; 60s when missing or invalid;
     /// raised to 10s when shorter (negative durations included).
     pub fn interval(&self) -> Duration {
-        let Some(parsed) = self
-            .interval
-            .as_deref()
-            .and_then(|s| s.parse::<kube::core::Duration>().ok())
-        else {
+        let Some(parsed) = self.interval.as_deref().and_then(parse_go_duration) else {
             return DEFAULT_ANALYSIS_INTERVAL;
         };
-        let duration: Duration = parsed.into();
-        if parsed.is_negative() || duration < MIN_ANALYSIS_INTERVAL {
+        if parsed.negative || parsed.magnitude < MIN_ANALYSIS_INTERVAL {
             MIN_ANALYSIS_INTERVAL
         } else {
-            duration
+            parsed.magnitude
         }
     }
 
@@ -764,7 +760,7 @@ pub struct CanaryMetric {
     pub interval: Option<String>,
 
     /// Deprecated: highest accepted value; use `thresholdRange.max`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "go_float")]
     pub threshold: Option<f64>,
 
     /// Accepted range of the value; a value outside fails the check.
@@ -794,16 +790,28 @@ impl CanaryMetric {
     }
 }
 
+/// Writes a float as Go's `encoding/json` does: whole numbers without a fraction (`99`, not `99.0`), so
+/// that a value read from a manifest is written back unchanged.
+fn go_float<S: serde::Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+    const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        #[expect(clippy::cast_possible_truncation, reason = "whole and within ±2^53, so exact")]
+        Some(v) if v.fract() == 0.0 && v.abs() < EXACT_INTEGER_LIMIT => serializer.serialize_i64(*v as i64),
+        Some(v) => serializer.serialize_f64(*v),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Accepted range of a metric value (bounds inclusive).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryThresholdRange {
     /// Lowest accepted value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "go_float")]
     pub min: Option<f64>,
 
     /// Highest accepted value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "go_float")]
     pub max: Option<f64>,
 }
 
@@ -1017,5 +1025,199 @@ impl Canary {
             self.metadata.name.as_deref().unwrap_or_default(),
             self.metadata.namespace.as_deref().unwrap_or_default()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysis(interval: Option<&str>) -> CanaryAnalysis {
+        CanaryAnalysis {
+            interval: interval.map(str::to_owned),
+            ..CanaryAnalysis::default()
+        }
+    }
+
+    #[test]
+    fn interval_defaults_to_a_minute_and_is_at_least_ten_seconds() {
+        let secs = |i: Option<&str>| analysis(i).interval().as_secs_f64();
+        assert_eq!(secs(None), 60.0);
+        assert_eq!(secs(Some("")), 60.0);
+        assert_eq!(secs(Some("1d")), 60.0, "not a Go duration");
+        assert_eq!(secs(Some("5s")), 10.0);
+        assert_eq!(secs(Some("-5m")), 10.0);
+        assert_eq!(secs(Some("90s")), 90.0);
+        assert_eq!(secs(Some("1m30s")), 90.0);
+        assert_eq!(secs(Some("1.5h")), 5400.0);
+        assert_eq!(
+            secs(Some("99999999999999999999999m")),
+            60.0,
+            "overflows, passes the CRD pattern"
+        );
+    }
+
+    #[test]
+    fn threshold_below_one_means_one() {
+        for (t, want) in [(None, 1), (Some(0), 1), (Some(-3), 1), (Some(5), 5)] {
+            assert_eq!(
+                CanaryAnalysis {
+                    threshold: t,
+                    ..CanaryAnalysis::default()
+                }
+                .threshold(),
+                want
+            );
+        }
+    }
+
+    #[test]
+    fn max_weight_follows_step_weights_then_max_weight_then_100() {
+        let a = |max, step, steps: Option<Vec<i32>>| CanaryAnalysis {
+            max_weight: max,
+            step_weight: step,
+            step_weights: steps,
+            ..CanaryAnalysis::default()
+        };
+        assert_eq!(a(None, Some(10), None).max_weight(), 100);
+        assert_eq!(a(Some(50), Some(10), None).max_weight(), 50);
+        assert_eq!(a(Some(0), Some(10), None).max_weight(), 100);
+        assert_eq!(a(Some(50), None, Some(vec![1, 5, 30])).max_weight(), 30);
+        assert_eq!(a(Some(50), Some(10), Some(vec![1, 5, 30])).max_weight(), 30);
+        assert_eq!(a(None, None, Some(vec![20, 150])).max_weight(), 100);
+        assert_eq!(a(Some(40), None, Some(vec![])).max_weight(), 40);
+    }
+
+    #[test]
+    fn strategy_needs_iterations_for_ab_and_blue_green() {
+        let m = Some(vec![HttpMatchRequest::default()]);
+        let a = |iterations, match_: Option<Vec<HttpMatchRequest>>| CanaryAnalysis {
+            iterations,
+            match_,
+            ..CanaryAnalysis::default()
+        };
+        assert_eq!(a(Some(5), m.clone()).strategy(), DeploymentStrategy::AbTesting);
+        assert_eq!(a(Some(5), None).strategy(), DeploymentStrategy::BlueGreen);
+        assert_eq!(a(Some(5), Some(vec![])).strategy(), DeploymentStrategy::BlueGreen);
+        assert_eq!(
+            a(None, m.clone()).strategy(),
+            DeploymentStrategy::Canary,
+            "match without iterations"
+        );
+        assert_eq!(a(Some(0), m).strategy(), DeploymentStrategy::Canary);
+        assert_eq!(DeploymentStrategy::AbTesting.to_string(), "ab-testing");
+        assert_eq!(DeploymentStrategy::BlueGreen.as_str(), "blue-green");
+    }
+
+    #[test]
+    fn service_defaults() {
+        let mut s = CanaryService {
+            port: 9898,
+            ..CanaryService::default()
+        };
+        assert_eq!(s.port_name(), "http");
+        assert_eq!(s.target_port(), IntOrString::Int(9898));
+        assert_eq!(s.istio_gateways(), ["mesh"]);
+        s.target_port = Some(IntOrString::String("http-metrics".into()));
+        s.port_name = Some(String::new());
+        s.gateways = Some(vec!["public".into()]);
+        assert_eq!(s.target_port(), IntOrString::String("http-metrics".into()));
+        assert_eq!(s.port_name(), "http");
+        assert_eq!(s.istio_gateways(), ["public"]);
+        s.target_port = Some(IntOrString::Int(0));
+        assert_eq!(s.target_port(), IntOrString::Int(9898));
+    }
+
+    #[test]
+    fn knative_needs_both_kind_and_api_version() {
+        let r = |api: &str, kind: &str| LocalObjectReference {
+            api_version: api.into(),
+            kind: kind.into(),
+            name: "x".into(),
+        };
+        assert!(r("serving.knative.dev/v1", "Service").is_knative_service());
+        assert!(!r("v1", "Service").is_knative_service());
+        assert!(!r("serving.knative.dev/v1alpha1", "Service").is_knative_service());
+        assert!(!r("serving.knative.dev/v1", "Deployment").is_knative_service());
+    }
+
+    #[test]
+    fn cookies_carry_the_attributes_in_flaggers_order() {
+        let mut affinity = SessionAffinity {
+            cookie_name: "c".into(),
+            ..SessionAffinity::default()
+        };
+        assert_eq!(affinity.max_age(), 86400);
+        assert_eq!(affinity.build_cookie("c=abc", 60), "c=abc; Max-Age=60");
+        affinity = SessionAffinity {
+            cookie_name: "c".into(),
+            domain: Some("example.com".into()),
+            http_only: Some(true),
+            max_age: Some(100),
+            partitioned: Some(true),
+            path: Some("/".into()),
+            same_site: Some("Lax".into()),
+            secure: Some(true),
+            ..SessionAffinity::default()
+        };
+        assert_eq!(affinity.max_age(), 100);
+        assert_eq!(
+            affinity.build_cookie("c=abc", affinity.max_age()),
+            "c=abc; Max-Age=100; Domain=example.com; HttpOnly; Partitioned; Path=/; SameSite=Lax; Secure"
+        );
+    }
+
+    #[test]
+    fn webhook_type_unset_or_empty_is_rollout() {
+        let hook = |t| CanaryWebhook {
+            type_: t,
+            ..CanaryWebhook::default()
+        };
+        assert_eq!(hook(None).hook_type(), HookType::Rollout);
+        assert_eq!(hook(Some(HookType::Unset)).hook_type(), HookType::Rollout);
+        assert_eq!(hook(Some(HookType::Event)).hook_type(), HookType::Event);
+        for (t, s) in [
+            (HookType::ConfirmTrafficIncrease, "confirm-traffic-increase"),
+            (HookType::Unset, ""),
+        ] {
+            assert_eq!(t.as_str(), s);
+            assert_eq!(serde_json::to_value(t).expect("json"), s);
+        }
+    }
+
+    #[test]
+    fn metric_interval_defaults_to_a_minute() {
+        let m = |i: Option<&str>| CanaryMetric {
+            interval: i.map(str::to_owned),
+            ..CanaryMetric::default()
+        };
+        assert_eq!(m(None).interval(), "1m");
+        assert_eq!(m(Some("")).interval(), "1m");
+        assert_eq!(m(Some("30s")).interval(), "30s");
+    }
+
+    #[test]
+    fn whole_floats_are_written_without_a_fraction() {
+        let range = CanaryThresholdRange {
+            min: Some(99.0),
+            max: Some(0.5),
+        };
+        assert_eq!(
+            serde_json::to_string(&range).expect("json"),
+            r#"{"min":99,"max":0.5}"#
+        );
+    }
+
+    #[test]
+    fn cross_namespace_references_default_to_the_canarys_namespace() {
+        let mut r = CrossNamespaceObjectReference {
+            name: "t".into(),
+            ..Default::default()
+        };
+        assert_eq!(r.namespace_or("apps"), "apps");
+        r.namespace = Some(String::new());
+        assert_eq!(r.namespace_or("apps"), "apps");
+        r.namespace = Some("istio-system".into());
+        assert_eq!(r.namespace_or("apps"), "istio-system");
     }
 }

@@ -10,6 +10,7 @@
 
 mod alert;
 mod canary;
+mod duration;
 pub mod gateway;
 pub mod istio;
 mod metric;

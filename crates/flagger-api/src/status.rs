@@ -318,3 +318,139 @@ pub struct ResourceCondition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).expect("timestamp"))
+    }
+
+    #[test]
+    fn phases_serialise_to_flaggers_strings() {
+        let names: Vec<String> = CanaryPhase::ALL
+            .iter()
+            .map(|p| serde_json::to_value(p).expect("json").to_string())
+            .collect();
+        assert_eq!(
+            names.join(" "),
+            r#""" "Initializing" "Initialized" "Waiting" "Progressing" "WaitingPromotion" "Promoting" "Finalising" "Succeeded" "Failed" "Terminating" "Terminated""#
+        );
+        for phase in CanaryPhase::ALL {
+            assert_eq!(serde_json::to_value(phase).expect("json"), phase.as_str());
+            assert_eq!(phase.to_string(), phase.as_str());
+        }
+    }
+
+    #[test]
+    fn promoted_condition_per_phase() {
+        let now = at(1000);
+        let cases = [
+            (
+                CanaryPhase::Initializing,
+                ConditionStatus::Unknown,
+                "New Deployment detected, starting initialization.",
+            ),
+            (
+                CanaryPhase::Initialized,
+                ConditionStatus::True,
+                "Deployment initialization completed.",
+            ),
+            (
+                CanaryPhase::Waiting,
+                ConditionStatus::Unknown,
+                "Waiting for approval.",
+            ),
+            (
+                CanaryPhase::WaitingPromotion,
+                ConditionStatus::Unknown,
+                "Waiting for approval.",
+            ),
+            (
+                CanaryPhase::Progressing,
+                ConditionStatus::Unknown,
+                "New revision detected, progressing canary analysis.",
+            ),
+            (
+                CanaryPhase::Promoting,
+                ConditionStatus::Unknown,
+                "Canary analysis completed, starting primary rolling update.",
+            ),
+            (
+                CanaryPhase::Finalising,
+                ConditionStatus::Unknown,
+                "Canary analysis completed, routing all traffic to primary.",
+            ),
+            (
+                CanaryPhase::Succeeded,
+                ConditionStatus::True,
+                "Canary analysis completed successfully, promotion finished.",
+            ),
+            (
+                CanaryPhase::Failed,
+                ConditionStatus::False,
+                "Canary analysis failed, Deployment scaled to zero.",
+            ),
+            (
+                CanaryPhase::Terminating,
+                ConditionStatus::Unknown,
+                "New Deployment detected, starting initialization.",
+            ),
+        ];
+        for (phase, status, message) in cases {
+            let c = CanaryCondition::promoted(phase, "Deployment", &now);
+            assert_eq!(
+                (c.type_.as_str(), c.status, c.message.as_deref()),
+                ("Promoted", status, Some(message))
+            );
+            assert_eq!(c.reason, phase.as_str());
+            assert_eq!(
+                (c.last_update_time.as_ref(), c.last_transition_time.as_ref()),
+                (Some(&now), Some(&now))
+            );
+        }
+    }
+
+    #[test]
+    fn conditions_change_only_with_status_or_reason_and_keep_the_transition_time_of_an_equal_status() {
+        let mut status = CanaryStatus::default();
+        let first = status
+            .conditions_for_phase(CanaryPhase::Progressing, "Deployment", &at(1))
+            .expect("new");
+        assert_eq!(first.len(), 1);
+        status.conditions = Some(first);
+
+        // Same status and reason: nothing to write.
+        assert_eq!(
+            status.conditions_for_phase(CanaryPhase::Progressing, "Deployment", &at(2)),
+            None
+        );
+
+        // Same status (Unknown), new reason: the transition time stays.
+        let promoting = status
+            .conditions_for_phase(CanaryPhase::Promoting, "Deployment", &at(3))
+            .expect("new");
+        assert_eq!(promoting[0].reason, "Promoting");
+        assert_eq!(promoting[0].last_transition_time, Some(at(1)));
+        assert_eq!(promoting[0].last_update_time, Some(at(3)));
+        status.conditions = Some(promoting);
+
+        // New status: the transition time moves.
+        let succeeded = status
+            .conditions_for_phase(CanaryPhase::Succeeded, "Deployment", &at(4))
+            .expect("new");
+        assert_eq!(succeeded[0].status, ConditionStatus::True);
+        assert_eq!(succeeded[0].last_transition_time, Some(at(4)));
+    }
+
+    #[test]
+    fn status_accessors_default_to_zero_and_unset() {
+        let s = CanaryStatus::default();
+        assert_eq!(
+            (s.phase(), s.failed_checks(), s.canary_weight(), s.iterations()),
+            (CanaryPhase::Unset, 0, 0, 0)
+        );
+        assert_eq!(serde_json::to_string(&s).expect("json"), "{}");
+    }
+}
