@@ -40,7 +40,7 @@ use -log-level instead.";
 )]
 pub struct Cli {
     /// Operator configuration (Flagger's flags).
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Flagger flags")]
     pub flags: Flags,
 
     /// Ignored Kubernetes logging flags.
@@ -78,10 +78,13 @@ Every file may hold several YAML documents. Each problem is printed on its own l
 
   FILE:DOC_INDEX: KIND/NAME: FIELD.PATH: MESSAGE
 
-where DOC_INDEX counts the non-empty documents of the file from 0. All problems are reported, not only the
-first. The checks are those the API server applies through the CRD schema (types, enums, required fields,
-unknown fields), those Flagger applies before it starts an analysis, and checks for mistakes Flagger
-accepts silently (unknown providers, durations that do not parse, unreachable weights, ...).
+where DOC_INDEX counts the non-empty documents of the file from 0. All problems of a document are
+reported, not only the first; the exception is a value of the wrong type (a word where a number belongs),
+which stops the checks of that document. The checks are: what the API server rejects through Flagger's CRD
+schema (types, enums, required fields, unknown fields, the analysis strategy keys, interval patterns),
+what Flagger's controller refuses before it starts an analysis, and mistakes Flagger accepts silently
+(unknown providers that it turns into Istio, durations that do not parse, weights that never promote,
+metrics that can never pass, strategies the provider cannot route, URLs that cannot be called).
 
 Documents of other API groups (Deployments, Services, ...) are skipped silently, so the output of
 `kustomize build` or `helm template` can be piped in. The flags -mesh-provider, -no-cross-namespace-refs and
@@ -501,7 +504,11 @@ pub fn normalize_args(args: Vec<OsString>) -> Result<Vec<OsString>, ArgError> {
             Some((name, value)) => (name, Some(value)),
             None => (body, None),
         };
-        if name == "h" || name == "help" {
+        if name == "h" {
+            out.push("-h".into());
+            continue;
+        }
+        if name == "help" {
             out.push("--help".into());
             continue;
         }
