@@ -487,7 +487,7 @@ impl HttpRewrite {
 pub struct CanaryAnalysis {
     /// Time between two analysis steps, e.g. `1m` (at least 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(m|s)"))]
+    #[schemars(regex(pattern = schema::INTERVAL_PATTERN))]
     pub interval: Option<String>,
 
     /// Number of checks for A/B testing and Blue/Green releases.
@@ -756,7 +756,7 @@ pub struct CanaryMetric {
 
     /// Time window of the query, e.g. `1m` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(m|s)"))]
+    #[schemars(regex(pattern = schema::INTERVAL_PATTERN))]
     pub interval: Option<String>,
 
     /// Deprecated: highest accepted value; use `thresholdRange.max`.
@@ -919,7 +919,7 @@ pub struct CanaryWebhook {
 
     /// Request timeout, e.g. `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(m|s)"))]
+    #[schemars(regex(pattern = schema::INTERVAL_PATTERN))]
     pub timeout: Option<String>,
 
     /// How many times a failed request is retried.

@@ -11,23 +11,24 @@
 use schemars::{Schema, SchemaGenerator, json_schema};
 use serde_json::{Map, Value, json};
 
-/// The OpenAPI pattern Flagger puts on analysis intervals and webhook timeouts.
+/// The OpenAPI pattern Flagger's CRD puts on `analysis.interval`, `metrics[].interval` and
+/// `webhooks[].timeout` (anchored only at the start, as in Flagger).
 pub const INTERVAL_PATTERN: &str = "^[0-9]+(m|s)";
 
 /// Schema of an int-or-string field (a port number or name).
-pub fn int_or_string(_: &mut SchemaGenerator) -> Schema {
+pub(crate) fn int_or_string(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "x-kubernetes-int-or-string": true })
 }
 
 /// Schema of a timestamp (RFC 3339).
-pub fn date_time(_: &mut SchemaGenerator) -> Schema {
+pub(crate) fn date_time(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "format": "date-time" })
 }
 
 /// Schema of `analysis.match`: the same Rust type as `service.match`, but Flagger's CRD only lets
 /// `headers`, `queryParams` and `sourceLabels` through, and header matches must name exactly one of
 /// `exact`, `prefix`, `suffix` and `regex`.
-pub fn analysis_match(_: &mut SchemaGenerator) -> Schema {
+pub(crate) fn analysis_match(_: &mut SchemaGenerator) -> Schema {
     let string_match = |description: &str| {
         json!({
             "type": "object",
@@ -138,7 +139,7 @@ const CANARY_RULES: &[PathRule] = &[
 /// Makes a generated CRD (as JSON) match Flagger's: `listKind`, no `nullable` (Flagger's schemas have
 /// none, and an explicit `null` is not a value Flagger accepts), no unsigned integer formats (not
 /// OpenAPI formats), and the location-dependent rules of the Canary.
-pub fn apply_flagger_rules(crd: &mut Value) {
+pub(crate) fn apply_flagger_rules(crd: &mut Value) {
     if let Some(names) = crd.pointer_mut("/spec/names")
         && let Some(kind) = names.get("kind").and_then(Value::as_str).map(str::to_owned)
     {
@@ -191,7 +192,7 @@ fn merge(target: &mut Value, set: Map<String, Value>) {
 }
 
 /// The subschema at a dotted path (`a.b[]`: property `b` of property `a`, then its items).
-pub fn schema_at<'a>(root: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+fn schema_at<'a>(root: &'a mut Value, path: &str) -> Option<&'a mut Value> {
     let mut current = root;
     for segment in path.split('.') {
         let (name, items) = match segment.strip_suffix("[]") {
