@@ -11,7 +11,7 @@ pub const DEFAULT_ALERT_CHANNEL: &str = "general";
 /// Bot user name used when `username` is not set.
 pub const DEFAULT_ALERT_USERNAME: &str = "flagger";
 
-/// Desired state of an AlertProvider: a chat service and how to reach it. Either `address` or
+/// Desired state of an AlertProvider: a chat service and how to reach it. Exactly one of `address` and
 /// `secretRef` must be given.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -56,8 +56,8 @@ pub struct AlertProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
 
-    /// Secret (in the provider's namespace) whose `address` key holds the webhook URL, overriding
-    /// `address`; an optional `token` key is sent as a bearer token.
+    /// Secret (in the provider's namespace) whose `address` key holds the webhook URL; an optional `token`
+    /// key is sent as a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 }

@@ -386,7 +386,8 @@ pub struct CanaryService {
 }
 
 impl CanaryService {
-    /// Whether nothing at all was written (the spec had no `service`).
+    /// Whether nothing at all was written (the spec had no `service`). A `service` whose only field is
+    /// `port: 0` looks the same and is not written back; the CRD requires a port anyway.
     pub fn is_unset(&self) -> bool {
         *self == Self::default()
     }
