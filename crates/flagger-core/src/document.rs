@@ -114,7 +114,16 @@ pub fn check_document(doc: &Value, ctx: &ValidationContext) -> DocumentReport {
             format!("{api_version:?} is not served; Flagger's kinds are {GROUP}/{VERSION}"),
         )]);
     }
-    let problems = match kind {
+    let mut problems = Vec::new();
+    if doc
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        problems.push(FieldError::new("metadata.name", "required"));
+    }
+    problems.extend(match kind {
         "Canary" => typed::<flagger_api::Canary>(doc, |c| validate_canary(c, ctx)),
         "MetricTemplate" => typed::<flagger_api::MetricTemplate>(doc, validate_metric_template),
         "AlertProvider" => typed::<flagger_api::AlertProvider>(doc, validate_alert_provider),
@@ -123,7 +132,7 @@ pub fn check_document(doc: &Value, ctx: &ValidationContext) -> DocumentReport {
             "kind",
             format!("unknown kind {other:?} in {GROUP}; expected Canary, MetricTemplate or AlertProvider"),
         )],
-    };
+    });
     report(problems)
 }
 
@@ -250,6 +259,24 @@ mod tests {
         );
         let report = check_document(&json!(["a"]), &ValidationContext::default());
         assert_eq!(report.problems().len(), 1);
+    }
+
+    #[test]
+    fn flagger_objects_need_a_name() {
+        let doc = json!({
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "AlertProvider",
+            "metadata": {"namespace": "x"},
+            "spec": {"type": "slack", "address": "https://hooks.slack.com/services/x"}
+        });
+        assert_eq!(
+            check_document(&doc, &ValidationContext::default()),
+            DocumentReport::Checked {
+                kind: "AlertProvider".into(),
+                name: "(unnamed)".into(),
+                problems: vec![FieldError::new("metadata.name", "required")],
+            }
+        );
     }
 
     #[test]

@@ -152,7 +152,12 @@ pub fn validate_canary(canary: &Canary, ctx: &ValidationContext) -> Result<(), V
     // Provider.
     let spec_provider = spec.provider.as_deref();
     let mut provider = ctx.mesh_provider.clone();
-    if let Some(value) = spec_provider {
+    if spec_provider == Some("") {
+        p.push(
+            "spec.provider",
+            "must not be empty (the CRD rejects it); remove the field to use the -mesh-provider default",
+        );
+    } else if let Some(value) = spec_provider {
         match MeshProvider::parse(value) {
             Err(e) => p.push("spec.provider", e.to_string()),
             Ok(_) if !CANARY_PROVIDER_VALUES.contains(&value) => p.push(

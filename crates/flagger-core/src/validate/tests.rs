@@ -83,6 +83,16 @@ fn unknown_provider_would_become_istio() {
 }
 
 #[test]
+fn empty_provider_is_rejected_by_the_crd() {
+    assert_problems(
+        &problems(json!({"spec": {"provider": ""}})),
+        &[
+            "spec.provider: must not be empty (the CRD rejects it); remove the field to use the -mesh-provider default",
+        ],
+    );
+}
+
+#[test]
 fn provider_with_a_mesh_suffix_is_not_allowed_by_the_crd() {
     assert_problems(
         &problems(json!({"spec": {"provider": "smi:v1alpha3:osm"}})),
