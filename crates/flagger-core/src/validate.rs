@@ -217,6 +217,12 @@ pub fn validate_canary(canary: &Canary, ctx: &ValidationContext) -> Result<(), V
         }
         p.required("spec.autoscalerRef.name", Some(autoscaler.name.as_str()));
     }
+    if let Some(ingress) = &spec.ingress_ref {
+        p.required("spec.ingressRef.name", Some(ingress.name.as_str()));
+    }
+    if let Some(route) = &spec.route_ref {
+        p.required("spec.routeRef.name", Some(route.name.as_str()));
+    }
     match provider {
         MeshProvider::Nginx | MeshProvider::Skipper if spec.ingress_ref.is_none() => {
             p.push("spec.ingressRef", format!("required by the {provider} provider"));

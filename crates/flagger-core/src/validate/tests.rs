@@ -491,6 +491,18 @@ fn providers_that_need_references() {
         &["spec.routeRef: required by the apisix provider"],
     );
     assert_problems(
+        &problems(
+            json!({"spec": {"provider": "apisix", "routeRef": {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": ""}}}),
+        ),
+        &["spec.routeRef.name: required"],
+    );
+    assert_problems(
+        &problems(
+            json!({"spec": {"provider": "nginx", "ingressRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": ""}}}),
+        ),
+        &["spec.ingressRef.name: required"],
+    );
+    assert_problems(
         &problems(json!({"spec": {"provider": "gatewayapi:v1beta1", "service": {"gatewayRefs": []}}})),
         &["spec.service.gatewayRefs: at least one gateway is required by the gatewayapi:v1beta1 provider"],
     );
