@@ -160,6 +160,8 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn ok(s: &str) -> i64 {
@@ -257,5 +259,26 @@ mod tests {
             parse_go_duration_nanos("10").map_err(|e| e.to_string()),
             Err("missing unit in duration \"10\"".to_owned())
         );
+    }
+
+    proptest! {
+        #[test]
+        fn components_add_up(h in 0u64..1000, m in 0u64..100_000, sec in 0u64..100_000, ms in 0u64..10_000, neg: bool) {
+            let text = format!("{}{h}h{m}m{sec}s{ms}ms", if neg { "-" } else { "" });
+            let nanos = ((h * 3600 + m * 60 + sec) * 1_000 + ms) * 1_000_000;
+            let expected = if neg { -i64::try_from(nanos).expect("fits") } else { i64::try_from(nanos).expect("fits") };
+            prop_assert_eq!(parse_go_duration_nanos(&text), Ok(expected));
+        }
+
+        #[test]
+        fn never_panics(s in "\\PC{0,12}") {
+            let _ = parse_go_duration_nanos(&s);
+        }
+
+        #[test]
+        fn fractions_of_a_second(whole in 0u64..10_000, frac in 0u64..1000) {
+            let text = format!("{whole}.{frac:03}s");
+            prop_assert_eq!(parse_go_duration(&text), Ok(Duration::from_millis(whole * 1000 + frac)));
+        }
     }
 }
