@@ -49,6 +49,38 @@ fn str_field<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
     doc.get(key).and_then(Value::as_str)
 }
 
+/// Checks one document, looking into the `items` of a `v1` `List` (what `kubectl get -o yaml` prints):
+/// one report per object, the paths of list items starting with `items[N].`.
+pub fn check_documents(doc: &Value, ctx: &ValidationContext) -> Vec<DocumentReport> {
+    let is_list = str_field(doc, "apiVersion") == Some("v1")
+        && str_field(doc, "kind").is_some_and(|k| k.ends_with("List"));
+    let Some(items) = doc.get("items").and_then(Value::as_array).filter(|_| is_list) else {
+        return vec![check_document(doc, ctx)];
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match check_document(item, ctx) {
+            DocumentReport::Checked { kind, name, problems } => DocumentReport::Checked {
+                kind,
+                name,
+                problems: problems
+                    .into_iter()
+                    .map(|p| {
+                        let path = if p.path == "." {
+                            format!("items[{i}]")
+                        } else {
+                            format!("items[{i}].{}", p.path)
+                        };
+                        FieldError::new(path, p.message)
+                    })
+                    .collect(),
+            },
+            skipped => skipped,
+        })
+        .collect()
+}
+
 /// Checks one document. `ctx.default_namespace` stands in for a missing `metadata.namespace`.
 pub fn check_document(doc: &Value, ctx: &ValidationContext) -> DocumentReport {
     let name = doc
@@ -259,6 +291,44 @@ mod tests {
         );
         let report = check_document(&json!(["a"]), &ValidationContext::default());
         assert_eq!(report.problems().len(), 1);
+    }
+
+    #[test]
+    fn list_items_are_checked_one_by_one() {
+        let list = json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"}},
+                {"apiVersion": "flagger.app/v1beta1", "kind": "AlertProvider", "metadata": {"name": "a"},
+                 "spec": {"type": "slack"}}
+            ]
+        });
+        let reports = check_documents(&list, &ValidationContext::default());
+        assert_eq!(reports.len(), 2);
+        assert_eq!(
+            reports[0],
+            DocumentReport::Skipped {
+                api_version: "v1".into(),
+                kind: "Service".into()
+            }
+        );
+        assert_eq!(
+            reports[1].problems(),
+            [FieldError::new(
+                "items[1].spec",
+                "one of address or secretRef (a Secret with an address key) is required"
+            )]
+        );
+        // Anything that is not a v1 List is a single document.
+        assert_eq!(
+            check_documents(
+                &json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+                &ValidationContext::default()
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]

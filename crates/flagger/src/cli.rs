@@ -87,8 +87,11 @@ what Flagger's controller refuses before it starts an analysis, and mistakes Fla
 metrics that can never pass, strategies the provider cannot route, URLs that cannot be called).
 
 Documents of other API groups (Deployments, Services, ...) are skipped silently, so the output of
-`kustomize build` or `helm template` can be piped in. The flags -mesh-provider, -no-cross-namespace-refs and
--namespace (the namespace of documents that have none; default \"default\") are taken into account.
+`kustomize build` or `helm template` can be piped in. The items of a `List` (`kubectl get -o yaml`)
+are checked one by one; their field paths start with `items[N].`.
+
+The flags -mesh-provider, -no-cross-namespace-refs and -namespace (the namespace of documents that have
+none; default \"default\") are taken into account.
 
 Exit status: 0 when every document is valid (nothing is printed), 1 when there are problems, 2 when a
 file cannot be read or the command line is wrong.";

@@ -7,7 +7,7 @@ use std::{
 };
 
 use flagger_core::{
-    document::{DocumentReport, check_document},
+    document::{DocumentReport, check_documents},
     validate::ValidationContext,
 };
 use serde_json::Value;
@@ -80,12 +80,14 @@ pub fn check_text(label: &str, text: &str, ctx: &ValidationContext) -> Vec<Strin
     };
     let mut lines = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
-        if let DocumentReport::Checked { kind, name, problems } = check_document(doc, ctx) {
-            for p in problems {
-                lines.push(format!(
-                    "{label}:{index}: {kind}/{name}: {}: {}",
-                    p.path, p.message
-                ));
+        for report in check_documents(doc, ctx) {
+            if let DocumentReport::Checked { kind, name, problems } = report {
+                for p in problems {
+                    lines.push(format!(
+                        "{label}:{index}: {kind}/{name}: {}: {}",
+                        p.path, p.message
+                    ));
+                }
             }
         }
     }
