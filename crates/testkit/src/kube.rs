@@ -21,10 +21,16 @@ const HOW_TO_START: &str = "start the local control plane with `cargo xtask test
 
 /// A client for the cluster named by `KUBECONFIG`. Fails, never skips, when there is no reachable cluster.
 pub async fn client() -> Result<Client> {
-    let path = std::env::var_os("KUBECONFIG").ok_or_else(|| {
+    client_for(std::env::var_os("KUBECONFIG").as_deref()).await
+}
+
+/// A client for the cluster of the kubeconfig at `path` (the value of `KUBECONFIG`); every failure says how
+/// to start the local control plane.
+pub async fn client_for(path: Option<&std::ffi::OsStr>) -> Result<Client> {
+    let path = path.ok_or_else(|| {
         anyhow!("KUBECONFIG is not set: this test needs the local control plane; {HOW_TO_START}")
     })?;
-    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("cannot read KUBECONFIG {}; {HOW_TO_START}", path.display()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     let client = Client::try_from(config)?;
@@ -208,4 +214,53 @@ pub async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) ->
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error of a connection attempt that must fail.
+    async fn failure(path: Option<&std::ffi::OsStr>) -> String {
+        match client_for(path).await {
+            Ok(_) => panic!("connected to a cluster that should not be reachable"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_control_plane_fails_with_how_to_start_it() {
+        let err = failure(None).await;
+        assert!(err.contains("KUBECONFIG is not set"), "{err}");
+        assert!(err.contains("cargo xtask testenv up"), "{err}");
+
+        let missing = std::env::temp_dir().join("testkit-no-such-kubeconfig");
+        let err = failure(Some(missing.as_os_str())).await;
+        assert!(err.contains("cannot read KUBECONFIG"), "{err}");
+        assert!(err.contains("cargo xtask testenv up"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_control_plane_fails_with_how_to_start_it() {
+        // A kubeconfig whose server is a loopback port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let path = std::env::temp_dir().join(format!("testkit-stopped-{}.kubeconfig", std::process::id()));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+                 users:\n- name: u\n  user: {{}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\n\
+                 current-context: x\n"
+            ),
+        )
+        .unwrap();
+        let err = failure(Some(path.as_os_str())).await;
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.contains("does not answer"), "{err}");
+        assert!(err.contains("cargo xtask testenv up"), "{err}");
+    }
 }
