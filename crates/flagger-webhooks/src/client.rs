@@ -314,21 +314,17 @@ fn retry_after(headers: &HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
 
 /// Whether the TLS handshake failed because the server's certificate was not accepted.
 fn is_certificate_error(error: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(err) = source {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = current {
         if is_rustls_certificate_error(err) {
             return true;
         }
-        // io::Error hides its inner error from `source()`; look inside.
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|e| e as &(dyn std::error::Error + 'static))
-            && is_rustls_certificate_error(inner)
-        {
-            return true;
-        }
-        source = err.source();
+        // `io::Error::source()` skips the error it wraps (it returns that error's source), and hyper nests
+        // io::Errors; step into the wrapped error instead.
+        current = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     false
 }
