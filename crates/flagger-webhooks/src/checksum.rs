@@ -3,16 +3,17 @@
 //! Flagger sends `ComputeHash(struct{TrackedConfigs *map[string]string; LastAppliedSpec string})`: FNV-32a
 //! over a `spew` dump of the Go struct, encoded with Kubernetes' `SafeEncodeString`. That dump is defined by
 //! Go's reflection and formatting and cannot be reproduced sensibly outside Go, so flagger-rs uses its own
-//! stable hash, recognisable by its `rs1-` prefix:
+//! stable hash, the same scheme as its revision hashes ([`flagger_core::hash::spec_hash`]), recognisable by
+//! the `frs1-` prefix:
 //!
 //! ```text
-//! rs1-<first 8 bytes of SHA-256(canonical JSON), as 16 lowercase hex digits>
+//! frs1-<first 8 bytes of SHA-256(canonical JSON), as 16 lowercase hex digits>
 //! ```
 //!
 //! The canonical JSON is the compact serde_json encoding of
 //! `{"lastAppliedSpec": <string>, "trackedConfigs": <object with sorted keys, or null>}`; keys are sorted
 //! at every level and there is no whitespace. The value depends only on its two inputs, so it is the same
-//! across restarts, replicas and versions of flagger-rs that keep the `rs1` scheme. Like Flagger's, it
+//! across restarts, replicas and versions of flagger-rs that keep the `frs1` scheme. Like Flagger's, it
 //! distinguishes an absent `trackedConfigs` (`null`) from an empty one (`{}`).
 //!
 //! Receivers that only compare checksums for equality (the documented use: "identify a Canary for a
@@ -22,11 +23,11 @@
 use std::collections::BTreeMap;
 
 use flagger_api::Canary;
+use flagger_core::hash::spec_hash;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-/// The prefix that marks a flagger-rs checksum (scheme version 1).
-pub const CHECKSUM_PREFIX: &str = "rs1-";
+/// The prefix of flagger-rs checksums (scheme version 1, shared with the revision hashes).
+pub use flagger_core::hash::SPEC_HASH_PREFIX as CHECKSUM_PREFIX;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,17 +43,8 @@ pub fn checksum(tracked_configs: Option<&BTreeMap<String, String>>, last_applied
         last_applied_spec,
         tracked_configs,
     };
-    // Serialising a struct of strings and a string map cannot fail; fall back to an empty input anyway
-    // rather than panicking.
-    let json = serde_json::to_vec(&input).unwrap_or_default();
-    let digest = Sha256::digest(&json);
-    let mut out = String::with_capacity(CHECKSUM_PREFIX.len() + 16);
-    out.push_str(CHECKSUM_PREFIX);
-    for byte in &digest[..8] {
-        out.push(hex_digit(byte >> 4));
-        out.push(hex_digit(byte & 0x0f));
-    }
-    out
+    // Serialising a string and a string map cannot fail; an empty checksum rather than a panic if it did.
+    spec_hash(&input).unwrap_or_default()
 }
 
 /// The webhook checksum of a canary, from its status (absent status: no tracked configs, empty spec).
@@ -64,12 +56,10 @@ pub fn canary_checksum(canary: &Canary) -> String {
     )
 }
 
-fn hex_digit(nibble: u8) -> char {
-    char::from(b"0123456789abcdef"[usize::from(nibble & 0x0f)])
-}
-
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -107,7 +97,7 @@ mod tests {
                 r#"{"lastAppliedSpec":"5d8f7b9c","trackedConfigs":{"configmap/app":"a","secret/db":"b"}}"#
             )
         );
-        assert_eq!(checksum(None, ""), "rs1-c7e60f956665fb17");
+        assert_eq!(checksum(None, ""), "frs1-c7e60f956665fb17");
     }
 
     fn expected(canonical: &str) -> String {
