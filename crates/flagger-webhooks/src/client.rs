@@ -264,6 +264,7 @@ impl WebhookClient {
             hook: hook.name.clone(),
             url: shown.clone(),
             status,
+            attempts: attempts.load(Ordering::Relaxed),
             source: e.without_url(),
         })?;
         if status <= 202 {
@@ -274,6 +275,7 @@ impl WebhookClient {
             url: shown,
             status,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            attempts: attempts.load(Ordering::Relaxed),
         })
     }
 }

@@ -38,6 +38,8 @@ pub enum WebhookError {
         status: u16,
         /// The response body, which is Flagger's error text.
         body: String,
+        /// How many requests were sent (more than one when earlier attempts were retried).
+        attempts: u32,
     },
     /// The call failed on its last attempt: a retryable status (429, 5xx except 501) or a transport error.
     GaveUp {
@@ -59,6 +61,8 @@ pub enum WebhookError {
         url: String,
         /// The HTTP status of the response.
         status: u16,
+        /// How many requests were sent.
+        attempts: u32,
         /// The read error.
         #[source]
         source: reqwest::Error,
@@ -166,10 +170,9 @@ impl WebhookError {
     pub fn attempts(&self) -> u32 {
         match self {
             Self::InvalidTimeout { .. } | Self::InvalidUrl { .. } => 0,
-            Self::GaveUp { attempts, .. } => *attempts,
-            // Non-retryable statuses end the loop on whichever attempt got them; the count is not part of
-            // Flagger's text, and at least one request was sent.
-            Self::Rejected { .. } | Self::Body { .. } => 1,
+            Self::GaveUp { attempts, .. } | Self::Rejected { attempts, .. } | Self::Body { attempts, .. } => {
+                *attempts
+            }
         }
     }
 
@@ -221,6 +224,7 @@ impl fmt::Display for WebhookError {
                 url,
                 status,
                 body,
+                ..
             } => write!(f, "webhook {hook}: POST {url} answered {status}: {body}"),
             Self::GaveUp {
                 hook,
@@ -236,6 +240,7 @@ impl fmt::Display for WebhookError {
                 url,
                 status,
                 source,
+                ..
             } => write!(
                 f,
                 "webhook {hook}: POST {url} answered {status} but reading the body failed: {}",

@@ -259,6 +259,8 @@ async fn a_retry_answered_with_a_client_error_fails_with_that_body() {
     };
     let err = client().call(&h, &payload()).await.expect_err("403");
     assert_eq!(err.flagger_message(), "closed");
+    assert_eq!(err.status(), Some(403));
+    assert_eq!(err.attempts(), 2);
     assert_eq!(requests(&server).await.len(), 2);
 }
 
