@@ -4,6 +4,7 @@
 //! - [`provider`]: provider names (traffic, metric and alert providers) with Flagger's matching rules.
 //! - [`validate`]: semantic validation of Canary, MetricTemplate and AlertProvider objects.
 //! - [`hash`]: revision hashes (`lastAppliedSpec`) and Flagger's config checksums (`trackedConfigs`).
+//! - [`primary`]: the `<target>-primary` Deployment built from its target.
 //! - [`readiness`]: whether a Deployment or DaemonSet is rolled out and available, Flagger's rules.
 //! - [`weights`]: the traffic weight ladder of a progressive release (stepWeight, stepWeights, maxWeight).
 //! - [`document`]: checking one manifest document: typed parsing with field paths, unknown fields, validation.
@@ -11,6 +12,7 @@
 pub mod document;
 pub mod duration;
 pub mod hash;
+pub mod primary;
 pub mod provider;
 pub mod readiness;
 pub mod validate;
