@@ -3,7 +3,7 @@
 //!
 //! - [`payload`]: [`CanaryWebhookPayload`] (Flagger's exact JSON), [`EventWebhookPayload`] for event
 //!   webhooks, and [`event_webhooks`], the rule that picks which hooks receive an event.
-//! - [`checksum`]: the payload's `checksum` field. Flagger hashes `{TrackedConfigs, LastAppliedSpec}` with
+//! - [`mod@checksum`]: the payload's `checksum` field. Flagger hashes `{TrackedConfigs, LastAppliedSpec}` with
 //!   a Go-only struct hash; we use SHA-256 over canonical JSON instead (see [`checksum()`]).
 //! - [`client`]: [`WebhookClient`], the HTTP contract: `POST` JSON, Flagger's timeout rules, retries as
 //!   hashicorp `retryablehttp` does them, and success iff the status is at most 202.
