@@ -5,6 +5,7 @@
 //! - [`validate`]: semantic validation of Canary, MetricTemplate and AlertProvider objects.
 //! - [`hash`]: revision hashes (`lastAppliedSpec`) and Flagger's config checksums (`trackedConfigs`).
 //! - [`primary`]: the `<target>-primary` Deployment built from its target.
+//! - [`services`]: the apex, primary and canary Services of a Deployment or DaemonSet canary.
 //! - [`readiness`]: whether a Deployment or DaemonSet is rolled out and available, Flagger's rules.
 //! - [`weights`]: the traffic weight ladder of a progressive release (stepWeight, stepWeights, maxWeight).
 //! - [`document`]: checking one manifest document: typed parsing with field paths, unknown fields, validation.
@@ -15,5 +16,6 @@ pub mod hash;
 pub mod primary;
 pub mod provider;
 pub mod readiness;
+pub mod services;
 pub mod validate;
 pub mod weights;
