@@ -4,12 +4,14 @@
 //! - [`provider`]: provider names (traffic, metric and alert providers) with Flagger's matching rules.
 //! - [`validate`]: semantic validation of Canary, MetricTemplate and AlertProvider objects.
 //! - [`hash`]: revision hashes (`lastAppliedSpec`) and Flagger's config checksums (`trackedConfigs`).
+//! - [`config`]: config tracking: referenced ConfigMaps/Secrets, their `-primary` copies, change detection.
 //! - [`primary`]: the `<target>-primary` Deployment built from its target.
 //! - [`services`]: the apex, primary and canary Services of a Deployment or DaemonSet canary.
 //! - [`readiness`]: whether a Deployment or DaemonSet is rolled out and available, Flagger's rules.
 //! - [`weights`]: the traffic weight ladder of a progressive release (stepWeight, stepWeights, maxWeight).
 //! - [`document`]: checking one manifest document: typed parsing with field paths, unknown fields, validation.
 
+pub mod config;
 pub mod document;
 pub mod duration;
 pub mod hash;

@@ -16,6 +16,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
+pub use crate::config::ConfigRef;
+
 /// The pod-template annotation whose value changes to force the primary to roll.
 pub const FLAGGER_ID: &str = "flagger-id";
 /// Metadata keys containing this marker belong to Flux and are never copied.
@@ -41,13 +43,6 @@ impl Default for WorkloadOptions {
             include_label_prefixes: Vec::new(),
         }
     }
-}
-
-/// A tracked ConfigMap or Secret, by name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ConfigRef {
-    ConfigMap(String),
-    Secret(String),
 }
 
 /// Why a primary cannot be built.
