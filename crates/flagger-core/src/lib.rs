@@ -15,6 +15,7 @@ pub mod config;
 pub mod document;
 pub mod duration;
 pub mod hash;
+pub mod machine;
 pub mod primary;
 pub mod provider;
 pub mod readiness;

@@ -191,7 +191,7 @@ pub enum Step {
     /// Run this check, add its answer and call decide again.
     Need(Request),
     /// The tick is decided.
-    Done(Plan),
+    Done(Box<Plan>),
 }
 
 /// What to do on this tick.

@@ -1,0 +1,1 @@
+//! Scenario tests: the machine driven tick by tick against a tiny in-memory world.
