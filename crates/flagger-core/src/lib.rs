@@ -4,6 +4,7 @@
 //! - [`provider`]: provider names (traffic, metric and alert providers) with Flagger's matching rules.
 //! - [`validate`]: semantic validation of Canary, MetricTemplate and AlertProvider objects.
 //! - [`hash`]: revision hashes (`lastAppliedSpec`) and Flagger's config checksums (`trackedConfigs`).
+//! - [`autoscaler`]: the primary's HorizontalPodAutoscaler or KEDA ScaledObject.
 //! - [`config`]: config tracking: referenced ConfigMaps/Secrets, their `-primary` copies, change detection.
 //! - [`primary`]: the `<target>-primary` Deployment built from its target.
 //! - [`services`]: the apex, primary and canary Services of a Deployment or DaemonSet canary.
@@ -11,11 +12,11 @@
 //! - [`weights`]: the traffic weight ladder of a progressive release (stepWeight, stepWeights, maxWeight).
 //! - [`document`]: checking one manifest document: typed parsing with field paths, unknown fields, validation.
 
+pub mod autoscaler;
 pub mod config;
 pub mod document;
 pub mod duration;
 pub mod hash;
-pub mod machine;
 pub mod primary;
 pub mod provider;
 pub mod readiness;
