@@ -10,6 +10,7 @@
 //! - [`services`]: the apex, primary and canary Services of a Deployment or DaemonSet canary.
 //! - [`readiness`]: whether a Deployment or DaemonSet is rolled out and available, Flagger's rules.
 //! - [`weights`]: the traffic weight ladder of a progressive release (stepWeight, stepWeights, maxWeight).
+//! - [`machine`]: the canary state machine, a pure step function from what was observed to a plan (decide).
 //! - [`document`]: checking one manifest document: typed parsing with field paths, unknown fields, validation.
 
 pub mod autoscaler;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod document;
 pub mod duration;
 pub mod hash;
+pub mod machine;
 pub mod primary;
 pub mod provider;
 pub mod readiness;
