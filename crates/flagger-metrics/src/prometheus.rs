@@ -1,0 +1,443 @@
+//! The Prometheus provider (`/api/v1/query`), used for the builtin checks, inline `query` metrics and
+//! `prometheus` MetricTemplates.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use flagger_api::MetricTemplateProvider;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use url::Url;
+
+use crate::builtin::collapse_whitespace;
+use crate::provider::{MetricProvider, NoDataReason, ProviderError, truncate_body};
+
+const KIND: &str = "prometheus";
+
+/// The query whose answer must be 1 for Prometheus to count as online.
+pub const ONLINE_QUERY: &str = "vector(1)";
+
+/// Flagger's per-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Credentials for Prometheus, from the template's Secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PrometheusAuth {
+    /// `Authorization: Bearer <token>` (Secret key `token`).
+    Bearer(String),
+    /// Basic auth (Secret keys `username` and `password`).
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for PrometheusAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Self::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+        }
+    }
+}
+
+impl PrometheusAuth {
+    /// Flagger's rule for a Secret's data: `token` if present, else both `username` and `password`.
+    pub fn from_secret(data: &BTreeMap<String, Vec<u8>>) -> Result<Self, ProviderError> {
+        let get = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(v).into_owned());
+        if let Some(token) = get("token") {
+            return Ok(Self::Bearer(token));
+        }
+        let username = get("username").ok_or(ProviderError::MissingCredential {
+            provider: KIND,
+            key: "username",
+        })?;
+        let password = get("password").ok_or(ProviderError::MissingCredential {
+            provider: KIND,
+            key: "password",
+        })?;
+        Ok(Self::Basic { username, password })
+    }
+}
+
+/// How to reach a Prometheus server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090` (a path prefix is kept).
+    pub address: String,
+    /// Headers sent with every query (`provider.headers`).
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// Credentials, if the template has a `secretRef`.
+    pub auth: Option<PrometheusAuth>,
+    /// Skip TLS certificate verification.
+    pub insecure_skip_verify: bool,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl PrometheusConfig {
+    /// A server at `address` without headers, credentials or TLS exceptions (the `-metrics-server` flag or a
+    /// canary's `spec.metricsServer`).
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            headers: BTreeMap::new(),
+            auth: None,
+            insecure_skip_verify: false,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The configuration of a `prometheus` MetricTemplate provider. `secret` is the data of the Secret named
+    /// by `secretRef` (read by the caller), and is only consulted when `secretRef` is set, as in Flagger.
+    pub fn from_template(
+        provider: &MetricTemplateProvider,
+        secret: Option<&BTreeMap<String, Vec<u8>>>,
+    ) -> Result<Self, ProviderError> {
+        let auth = match &provider.secret_ref {
+            Some(_) => Some(PrometheusAuth::from_secret(secret.unwrap_or(&BTreeMap::new()))?),
+            None => None,
+        };
+        Ok(Self {
+            address: provider.address.clone().unwrap_or_default(),
+            headers: provider.headers.clone().unwrap_or_default(),
+            auth,
+            insecure_skip_verify: provider.insecure_skip_verify(),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+}
+
+/// A Prometheus HTTP API client.
+#[derive(Clone, Debug)]
+pub struct PrometheusProvider {
+    http: reqwest::Client,
+    query_url: Url,
+    /// Template headers plus authorization, built once: every request sends exactly these (Flagger
+    /// appends the Authorization header to the shared template map on every query).
+    headers: HeaderMap,
+}
+
+impl PrometheusProvider {
+    /// Validates `config` and builds the client.
+    pub fn new(config: PrometheusConfig) -> Result<Self, ProviderError> {
+        let invalid = |reason: String| ProviderError::InvalidAddress {
+            provider: KIND,
+            address: config.address.clone(),
+            reason,
+        };
+        let mut base = Url::parse(&config.address).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid(format!(
+                "scheme {:?} is not http or https",
+                base.scheme()
+            )));
+        }
+        // Flagger joins the base path with `api/v1/query` and drops the base's query and fragment.
+        let path = format!("{}/api/v1/query", base.path().trim_end_matches('/'));
+        base.set_path(&path);
+        base.set_query(None);
+        base.set_fragment(None);
+
+        let mut headers = HeaderMap::new();
+        for (name, values) in &config.headers {
+            let header =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| ProviderError::InvalidHeader {
+                    provider: KIND,
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            for value in values {
+                let value = HeaderValue::from_str(value).map_err(|e| ProviderError::InvalidHeader {
+                    provider: KIND,
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
+                headers.append(header.clone(), value);
+            }
+        }
+        if let Some(auth) = &config.auth {
+            let value = match auth {
+                PrometheusAuth::Bearer(token) => format!("Bearer {token}"),
+                PrometheusAuth::Basic { username, password } => {
+                    format!(
+                        "Basic {}",
+                        base64_encode(format!("{username}:{password}").as_bytes())
+                    )
+                }
+            };
+            let mut value = HeaderValue::from_str(&value).map_err(|e| ProviderError::InvalidHeader {
+                provider: KIND,
+                name: AUTHORIZATION.to_string(),
+                reason: format!("credentials are not a valid header value: {e}"),
+            })?;
+            value.set_sensitive(true);
+            // The Secret's credentials replace an Authorization header from the template.
+            headers.insert(AUTHORIZATION, value);
+        }
+
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .tls_danger_accept_invalid_certs(config.insecure_skip_verify)
+            .build()
+            .map_err(|e| ProviderError::Client {
+                provider: KIND,
+                reason: error_chain(&e),
+            })?;
+        Ok(Self {
+            http,
+            query_url: base,
+            headers,
+        })
+    }
+
+    /// The URL queries are sent to (without the query string).
+    pub fn query_url(&self) -> &Url {
+        &self.query_url
+    }
+
+    async fn query(&self, query: &str) -> Result<f64, ProviderError> {
+        let query = collapse_whitespace(query);
+        let request_error = |e: reqwest::Error| ProviderError::Request {
+            provider: KIND,
+            url: self.query_url.to_string(),
+            reason: error_chain(&e),
+        };
+        let response = self
+            .http
+            .get(self.query_url.clone())
+            .query(&[("query", query.as_str())])
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(request_error)?;
+        let status = response.status();
+        let body = response.text().await.map_err(request_error)?;
+        if status.as_u16() >= 400 {
+            return Err(ProviderError::Status {
+                provider: KIND,
+                status: status.as_u16(),
+                status_text: status.canonical_reason().unwrap_or_default().to_owned(),
+                body: truncate_body(&body),
+            });
+        }
+        parse_response(&body)
+    }
+}
+
+impl MetricProvider for PrometheusProvider {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn run_query(&self, query: &str) -> impl Future<Output = Result<f64, ProviderError>> + Send {
+        self.query(query)
+    }
+
+    async fn is_online(&self) -> Result<(), ProviderError> {
+        let value = self.query(ONLINE_QUERY).await?;
+        if value == 1.0 {
+            Ok(())
+        } else {
+            Err(ProviderError::NotOnline {
+                provider: KIND,
+                detail: format!("value is {value}, not 1, for query: {ONLINE_QUERY}"),
+            })
+        }
+    }
+}
+
+/// Parses an `/api/v1/query` response as Flagger does: every vector element's value is read and the last
+/// one wins; a matrix is an error; no element, or a NaN value, is no data. Unlike Flagger, a scalar result
+/// is accepted (Flagger fails to decode it).
+pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
+    let parse_error = |detail: String| ProviderError::Parse {
+        provider: KIND,
+        detail,
+        body: truncate_body(body),
+    };
+    let json: Value = serde_json::from_str(body).map_err(|e| parse_error(format!("invalid JSON: {e}")))?;
+    if json.get("status").and_then(Value::as_str) == Some("error") {
+        let error = json.get("error").and_then(Value::as_str).unwrap_or_default();
+        return Err(parse_error(format!("status is \"error\": {error}")));
+    }
+    let data = json.get("data").unwrap_or(&Value::Null);
+    let result = data.get("result").unwrap_or(&Value::Null);
+    let result_type = data.get("resultType").and_then(Value::as_str).unwrap_or_default();
+    let sample_value = |sample: &Value| -> Result<Option<f64>, ProviderError> {
+        let Some(pair) = sample.as_array().filter(|p| p.len() == 2) else {
+            return Err(parse_error(format!(
+                "a sample is not a [timestamp, value] pair: {sample}"
+            )));
+        };
+        match &pair[1] {
+            Value::String(s) => parse_go_float(s)
+                .map(Some)
+                .ok_or_else(|| parse_error(format!("value {s:?} is not a number"))),
+            // Flagger ignores non-string values.
+            _ => Ok(None),
+        }
+    };
+    let mut value = None;
+    match result {
+        Value::Null => {}
+        Value::Array(items) if result_type == "scalar" || items.first().is_some_and(|v| !v.is_object()) => {
+            value = sample_value(result)?;
+        }
+        Value::Array(items) => {
+            for item in items {
+                if item.get("values").is_some_and(|v| !v.is_null()) {
+                    return Err(ProviderError::MultipleValues {
+                        provider: KIND,
+                        detail: "a range vector (matrix); the query must return an instant vector".to_owned(),
+                    });
+                }
+                let sample = item.get("value").unwrap_or(&Value::Null);
+                if let Some(v) = sample_value(sample)? {
+                    value = Some(v);
+                }
+            }
+        }
+        other => return Err(parse_error(format!("data.result is not a list: {other}"))),
+    }
+    match value {
+        None => Err(ProviderError::NoValues {
+            provider: KIND,
+            reason: NoDataReason::Empty,
+        }),
+        Some(v) if v.is_nan() => Err(ProviderError::NoValues {
+            provider: KIND,
+            reason: NoDataReason::NaN,
+        }),
+        Some(v) => Ok(v),
+    }
+}
+
+/// Go's `strconv.ParseFloat` on Prometheus' value strings (`1.5`, `NaN`, `+Inf`, `-Inf`, `1e-3`).
+fn parse_go_float(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().as_str() {
+        "nan" => Some(f64::NAN),
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => s.parse().ok().filter(|v: &f64| v.is_finite()),
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+fn base64_encode(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("user:pa ss", "dXNlcjpwYSBzcw=="),
+        ] {
+            assert_eq!(base64_encode(input.as_bytes()), expected);
+        }
+    }
+
+    #[test]
+    fn go_floats() {
+        assert_eq!(parse_go_float("1.5"), Some(1.5));
+        assert_eq!(parse_go_float("+Inf"), Some(f64::INFINITY));
+        assert!(parse_go_float("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_go_float("abc"), None);
+    }
+
+    #[test]
+    fn secret_key_rules() {
+        let data = |pairs: &[(&str, &str)]| -> BTreeMap<String, Vec<u8>> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        assert_eq!(
+            PrometheusAuth::from_secret(&data(&[("token", "t"), ("username", "u")])).unwrap(),
+            PrometheusAuth::Bearer("t".into())
+        );
+        assert_eq!(
+            PrometheusAuth::from_secret(&data(&[("username", "u"), ("password", "p")])).unwrap(),
+            PrometheusAuth::Basic {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
+        let err = PrometheusAuth::from_secret(&data(&[("password", "p")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "prometheus credentials does not contain a username"
+        );
+        let err = PrometheusAuth::from_secret(&data(&[("username", "u")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "prometheus credentials does not contain a password"
+        );
+        assert_eq!(
+            format!("{:?}", PrometheusAuth::Bearer("secret".into())),
+            "Bearer(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        let url =
+            |a: &str| PrometheusProvider::new(PrometheusConfig::new(a)).map(|p| p.query_url().to_string());
+        assert_eq!(url("http://prom:9090").unwrap(), "http://prom:9090/api/v1/query");
+        assert_eq!(
+            url("http://prom:9090/prefix/?x=1").unwrap(),
+            "http://prom:9090/prefix/api/v1/query"
+        );
+        let err = url("").unwrap_err();
+        assert!(matches!(err, ProviderError::InvalidAddress { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("prometheus address \"\" is not a valid URL"),
+            "{err}"
+        );
+        assert!(
+            url("prometheus:9090")
+                .unwrap_err()
+                .to_string()
+                .contains("not http or https")
+        );
+    }
+}
