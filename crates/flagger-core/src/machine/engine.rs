@@ -61,7 +61,11 @@ pub(super) fn run(obs: &Observed<'_>, answers: &Answers, now: Timestamp) -> Resu
             return Ok(Step::Done(Box::new(ctx.finish(&original, None, remaining))));
         }
         ctx.normal("skipping canary run as object is suspended".to_owned());
-        return Ok(Step::Done(Box::new(ctx.finish(&original, Some(now), Some(interval)))));
+        return Ok(Step::Done(Box::new(ctx.finish(
+            &original,
+            Some(now),
+            Some(interval),
+        ))));
     }
 
     let phase = ctx.p0;
@@ -130,7 +134,10 @@ impl<'a> Ctx<'a> {
     fn finish(mut self, original: &CanaryStatus, tick: Option<Timestamp>, requeue: Option<Duration>) -> Plan {
         let status = self.st.finish(original);
         if status.is_some() {
-            let at = self.status_at.unwrap_or(self.actions.len()).min(self.actions.len());
+            let at = self
+                .status_at
+                .unwrap_or(self.actions.len())
+                .min(self.actions.len());
             self.actions.insert(at, Action::WriteStatus);
         }
         Plan {
@@ -625,7 +632,9 @@ impl<'a> Ctx<'a> {
                 let ladder = self.ladder();
                 let weight = u32::try_from(routes.canary).unwrap_or(0);
                 if ladder.next_step(weight) > 0 {
-                    if !routes.mirrored && !matches!(phase, P::Promoting | P::WaitingPromotion | P::Finalising) {
+                    if !routes.mirrored
+                        && !matches!(phase, P::Promoting | P::WaitingPromotion | P::Finalising)
+                    {
                         for hook in self.hooks(HookType::ConfirmTrafficIncrease) {
                             if self.call_hook(&hook, P::Progressing)?.is_err() {
                                 self.warning(format!(

@@ -60,6 +60,8 @@ mod engine;
 mod status;
 
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod scenario_tests;
 #[cfg(test)]
 mod tests;

@@ -61,7 +61,10 @@ impl Working {
         if phase == CanaryPhase::Initialized {
             s.last_promoted_spec = Some(target.spec_hash.clone());
         }
-        if let Some(configs) = &target.configs {
+        // An empty map and no map mean the same (no tracked configs); keep what is stored.
+        if let Some(configs) = &target.configs
+            && !(configs.is_empty() && s.tracked_configs.is_none())
+        {
             s.tracked_configs = Some(configs.clone());
         }
     }
@@ -133,10 +136,7 @@ pub(super) fn target_changed(status: &CanaryStatus, spec_hash: &str) -> bool {
 }
 
 /// `HasConfigChanged`: a tracked config was added, removed or has a new checksum.
-pub(super) fn configs_changed(
-    status: &CanaryStatus,
-    configs: Option<&BTreeMap<String, String>>,
-) -> bool {
+pub(super) fn configs_changed(status: &CanaryStatus, configs: Option<&BTreeMap<String, String>>) -> bool {
     let Some(current) = configs else {
         return false;
     };
