@@ -475,3 +475,303 @@ fn failed_query(check: &Check, error: CheckError) -> Verdict {
         analysis_value: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::NoDataReason;
+
+    fn canary() -> Canary {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo-deploy"},
+                "service": {"port": 80}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn metric(json: serde_json::Value) -> CanaryMetric {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn builtin(m: BuiltinMetric, observer: Observer, json: serde_json::Value) -> Check {
+        let kind = CheckKind::Builtin {
+            metric: m,
+            observer,
+            provider_key: "istio".into(),
+        };
+        Check::new(kind, &canary(), &metric(json))
+    }
+
+    fn no_data() -> CheckError {
+        CheckError::Provider(ProviderError::NoValues {
+            provider: "prometheus",
+            reason: NoDataReason::Empty,
+        })
+    }
+
+    fn event(v: &Verdict) -> &str {
+        v.event.as_ref().map(|(_, m)| m.as_str()).unwrap_or_default()
+    }
+
+    #[test]
+    fn success_rate_range_and_legacy_threshold() {
+        let sr = |json| builtin(BuiltinMetric::SuccessRate, Observer::Istio, json);
+        let c = sr(serde_json::json!({"name": "request-success-rate", "thresholdRange": {"min": 99}}));
+        let v = evaluate(&c, Ok(87.5));
+        assert_eq!(
+            v.outcome,
+            Outcome::Fail {
+                value: 87.5,
+                bound: Bound::Min(99.0)
+            }
+        );
+        assert_eq!(
+            event(&v),
+            "Halt podinfo.test advancement success rate 87.50% < 99%"
+        );
+        assert_eq!(v.summary, "request-success-rate 87.50% < 99%");
+        assert_eq!(v.analysis_value, Some(87.5));
+        let v = evaluate(&c, Ok(99.0));
+        assert_eq!(v.outcome, Outcome::Pass { value: 99.0 });
+        assert_eq!(v.event, None);
+        assert_eq!(v.summary, "request-success-rate 99.00% within [99%, ∞)");
+
+        let c = sr(serde_json::json!({"name": "request-success-rate", "thresholdRange": {"max": 99.5}}));
+        assert_eq!(
+            event(&evaluate(&c, Ok(100.0))),
+            "Halt podinfo.test advancement success rate 100.00% > 99.5%"
+        );
+        // Legacy threshold is a minimum for the success rate; it is ignored when thresholdRange is set.
+        let c = sr(serde_json::json!({"name": "request-success-rate", "threshold": 95}));
+        assert_eq!(
+            event(&evaluate(&c, Ok(94.99))),
+            "Halt podinfo.test advancement success rate 94.99% < 95%"
+        );
+        assert!(evaluate(&c, Ok(95.0)).outcome.is_pass());
+        let c =
+            sr(serde_json::json!({"name": "request-success-rate", "threshold": 95, "thresholdRange": {}}));
+        assert!(evaluate(&c, Ok(1.0)).outcome.is_pass());
+        // No threshold at all: 0, which a success rate never goes below.
+        let c = sr(serde_json::json!({"name": "request-success-rate"}));
+        assert!(evaluate(&c, Ok(0.0)).outcome.is_pass());
+    }
+
+    #[test]
+    fn durations_compare_in_truncated_milliseconds() {
+        let d = |observer, json| builtin(BuiltinMetric::Duration, observer, json);
+        let c = d(
+            Observer::Istio,
+            serde_json::json!({"name": "request-duration", "thresholdRange": {"max": 500}}),
+        );
+        let v = evaluate(&c, Ok(500.9));
+        assert!(v.outcome.is_pass(), "500.9ms truncates to 500ms: {v:?}");
+        assert_eq!(v.analysis_value, Some(0.5));
+        let v = evaluate(&c, Ok(1512.3));
+        assert_eq!(
+            v.outcome,
+            Outcome::Fail {
+                value: 1512.0,
+                bound: Bound::Max(500.0)
+            }
+        );
+        assert_eq!(
+            event(&v),
+            "Halt podinfo.test advancement request duration 1.512s > 500ms"
+        );
+        assert_eq!(v.summary, "request-duration 1.512s > 500ms");
+        // The kubernetes/Gateway API queries return seconds.
+        let c = d(
+            Observer::Http,
+            serde_json::json!({"name": "request-duration", "thresholdRange": {"min": 10, "max": 500}}),
+        );
+        assert_eq!(evaluate(&c, Ok(0.2485)).outcome, Outcome::Pass { value: 248.0 });
+        assert_eq!(
+            event(&evaluate(&c, Ok(0.0099))),
+            "Halt podinfo.test advancement request duration 9ms < 10ms"
+        );
+        // Legacy threshold is a maximum; none at all is 0ms, so any positive duration fails.
+        let c = d(
+            Observer::Istio,
+            serde_json::json!({"name": "request-duration", "threshold": 250}),
+        );
+        assert_eq!(
+            event(&evaluate(&c, Ok(251.0))),
+            "Halt podinfo.test advancement request duration 251ms > 250ms"
+        );
+        let c = d(Observer::Istio, serde_json::json!({"name": "request-duration"}));
+        let v = evaluate(&c, Ok(1.0));
+        assert_eq!(
+            event(&v),
+            "Halt podinfo.test advancement request duration 1ms > 0s"
+        );
+        assert!(v.summary.contains("Flagger's limit is 0"), "{}", v.summary);
+        assert!(evaluate(&c, Ok(0.9)).outcome.is_pass());
+    }
+
+    #[test]
+    fn custom_metrics_use_max_as_legacy_threshold() {
+        let c = Check::new(
+            CheckKind::Query,
+            &canary(),
+            &metric(serde_json::json!({"name": "error-rate", "query": "x", "threshold": 1})),
+        );
+        let v = evaluate(&c, Ok(3.2));
+        assert_eq!(
+            v.outcome,
+            Outcome::Fail {
+                value: 3.2,
+                bound: Bound::Max(1.0)
+            }
+        );
+        assert_eq!(event(&v), "Halt podinfo.test advancement error-rate 3.20 > 1");
+        let c = Check::new(
+            CheckKind::Template {
+                name: "t".into(),
+                namespace: "ops".into(),
+            },
+            &canary(),
+            &metric(
+                serde_json::json!({"name": "latency", "templateRef": {"name": "t"}, "thresholdRange": {"min": 0.5, "max": 2}}),
+            ),
+        );
+        assert_eq!(
+            event(&evaluate(&c, Ok(0.25))),
+            "Halt podinfo.test advancement latency 0.25 < 0.5"
+        );
+        assert!(evaluate(&c, Ok(2.0)).outcome.is_pass());
+        // Neither threshold nor range: any positive value fails (Flagger's threshold 0).
+        let c = Check::new(
+            CheckKind::Query,
+            &canary(),
+            &metric(serde_json::json!({"name": "q", "query": "x"})),
+        );
+        assert!(!evaluate(&c, Ok(0.01)).outcome.is_pass());
+    }
+
+    #[test]
+    fn no_data_and_errors_carry_flaggers_wording() {
+        let sr = builtin(
+            BuiltinMetric::SuccessRate,
+            Observer::Istio,
+            serde_json::json!({"name": "request-success-rate"}),
+        );
+        let v = evaluate(&sr, Err(no_data()));
+        assert!(matches!(v.outcome, Outcome::NoData { .. }));
+        assert_eq!(
+            v.event,
+            Some((
+                Severity::Warning,
+                "Halt advancement no values found for istio metric request-success-rate probably podinfo-deploy.test \
+                 is not receiving traffic: running query failed: no values found"
+                    .to_owned()
+            ))
+        );
+        assert!(
+            v.summary.starts_with(
+                "no data for request-success-rate: is the canary podinfo-deploy.test receiving traffic?"
+            ),
+            "{}",
+            v.summary
+        );
+        assert_eq!(v.analysis_value, None);
+
+        let d = builtin(
+            BuiltinMetric::Duration,
+            Observer::Istio,
+            serde_json::json!({"name": "request-duration"}),
+        );
+        assert_eq!(
+            event(&evaluate(&d, Err(no_data()))),
+            "Halt advancement no values found for istio metric request-duration probably podinfo-deploy.test is not \
+             receiving traffic"
+        );
+        let status = || {
+            CheckError::Provider(ProviderError::Status {
+                provider: "prometheus",
+                status: 400,
+                status_text: "Bad Request".into(),
+                body: "bad".into(),
+            })
+        };
+        let v = evaluate(&d, Err(status()));
+        assert_eq!(v.outcome.as_str(), "Error");
+        assert_eq!(
+            v.event,
+            Some((
+                Severity::Error,
+                "Prometheus query failed: prometheus: error response: Status 400 Bad Request: bad".to_owned()
+            ))
+        );
+
+        let q = Check::new(
+            CheckKind::Query,
+            &canary(),
+            &metric(serde_json::json!({"name": "q", "query": "x"})),
+        );
+        assert_eq!(
+            event(&evaluate(&q, Err(no_data()))),
+            "Halt advancement no values found for metric: q"
+        );
+        assert!(
+            event(&evaluate(&q, Err(status())))
+                .starts_with("Prometheus query failed for q: prometheus: error response")
+        );
+
+        let t = Check::new(
+            CheckKind::Template {
+                name: "tpl".into(),
+                namespace: "ops".into(),
+            },
+            &canary(),
+            &metric(
+                serde_json::json!({"name": "custom", "templateRef": {"name": "tpl", "namespace": "ops"}}),
+            ),
+        );
+        assert_eq!(
+            event(&evaluate(&t, Err(no_data()))),
+            "Halt advancement no values found for custom metric: custom: no values found"
+        );
+        assert!(
+            event(&evaluate(&t, Err(status())))
+                .starts_with("Metric query failed for custom: prometheus: error")
+        );
+        let render = CheckError::Render(RenderError::MissingVariable { key: "dir".into() });
+        let v = evaluate(&t, Err(render));
+        assert_eq!(v.outcome.as_str(), "Error");
+        assert!(
+            event(&v)
+                .starts_with("Metric template tpl.ops query render error: map has no entry for key \"dir\""),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn plan_follows_flaggers_order() {
+        let metrics: Vec<CanaryMetric> = serde_json::from_value(serde_json::json!([
+            {"name": "request-success-rate"},
+            {"name": "custom", "templateRef": {"name": "t"}},
+            {"name": "inline", "query": "up"},
+            {"name": "request-duration", "templateRef": {"name": "t2"}},
+            {"name": "nothing"},
+            {"name": "both", "query": "up", "templateRef": {"name": "t3"}},
+        ]))
+        .unwrap();
+        assert_eq!(
+            plan(&metrics),
+            vec![
+                Planned::Builtin(0, BuiltinMetric::SuccessRate),
+                Planned::Query(2),
+                Planned::Builtin(3, BuiltinMetric::Duration),
+                Planned::Query(5),
+                Planned::Template(1),
+                Planned::Template(3),
+                Planned::Unusable(4),
+                Planned::Template(5),
+            ]
+        );
+    }
+}
