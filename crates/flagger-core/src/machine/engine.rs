@@ -485,7 +485,21 @@ impl<'a> Ctx<'a> {
             return Ok(());
         }
 
-        if let Readiness::NotReady { message, retriable } = &self.obs.canary_workload {
+        // Crash safety (not in Flagger): a release under analysis whose target is scaled to zero was being
+        // rolled back when the operator stopped (rollback scales down before it writes Failed). flagger-rs
+        // counts a Deployment at zero replicas as not ready, so waiting for it would wait forever: finish
+        // the rollback.
+        if matches!(phase, P::Progressing | P::WaitingPromotion) && self.obs.target_scaled_to_zero {
+            self.rollback();
+            return Ok(());
+        }
+
+        // In Finalising all traffic is on the primary and the canary is being scaled down; flagger-rs
+        // counts a Deployment at zero replicas as not ready (Flagger does not), so a Finalising tick
+        // repeated after its status write was lost must not wait for the canary.
+        if let (false, Readiness::NotReady { message, retriable }) =
+            (phase == P::Finalising, &self.obs.canary_workload)
+        {
             self.warning(self.canary_not_ready(message, *retriable));
             if !retriable {
                 self.rollback();
@@ -569,6 +583,23 @@ impl<'a> Ctx<'a> {
             && self.s0.failed_checks() >= self.obs.canary.analysis_threshold()
         {
             self.rollback();
+            return Ok(());
+        }
+
+        // Crash safety (not in Flagger): the router is ahead of the status, so the status write of the last
+        // canary step was lost (the operator stopped between SetRoutes and the write). Record that step
+        // instead of taking another one, so no step is taken twice and each weight gets its interval.
+        if phase == P::Progressing
+            && !self.is_kubernetes()
+            && self.analysis.strategy() == DeploymentStrategy::Canary
+            && !routes.mirrored
+            && routes.canary > self.s0.canary_weight()
+        {
+            self.set_weight(routes.canary);
+            self.normal(format!(
+                "Advance {}.{} canary weight {}",
+                self.name, self.namespace, routes.canary
+            ));
             return Ok(());
         }
 
@@ -809,6 +840,17 @@ impl<'a> Ctx<'a> {
             self.normal("Routing all traffic to primary".to_owned());
             self.set_routes(100, 0, false);
             self.set_phase(P::Finalising);
+            return;
+        }
+        // Crash safety (not in Flagger): a shift whose status write was lost. All traffic already on the
+        // primary finalises (Flagger would stay in Promoting forever); a canary weight below the status
+        // records the shift instead of shifting again.
+        if routes.canary == 0 {
+            self.set_phase(P::Finalising);
+            return;
+        }
+        if routes.canary < self.s0.canary_weight() {
+            self.set_weight(routes.canary);
             return;
         }
         if routes.canary > 0 {

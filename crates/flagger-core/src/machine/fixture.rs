@@ -71,6 +71,7 @@ pub(super) struct Input {
     pub target: TargetRevision,
     pub primary: Readiness,
     pub canary_workload: Readiness,
+    pub target_scaled_to_zero: bool,
     pub routes: Routes,
     pub provider: MeshProvider,
     pub last_tick: Option<Timestamp>,
@@ -86,6 +87,7 @@ impl Input {
             },
             primary: Readiness::Ready,
             canary_workload: Readiness::Ready,
+            target_scaled_to_zero: false,
             routes: Routes::PRIMARY,
             provider: MeshProvider::Istio,
             last_tick: None,
@@ -103,6 +105,7 @@ impl Input {
             target: self.target.clone(),
             primary: self.primary.clone(),
             canary_workload: self.canary_workload.clone(),
+            target_scaled_to_zero: self.target_scaled_to_zero,
             routes: self.routes,
             provider: self.provider.clone(),
             last_tick: self.last_tick,
@@ -248,6 +251,7 @@ impl World {
 
     /// Updates what the world reports about the canary workload: ready when it runs.
     pub(super) fn observe(&mut self) {
+        self.input.target_scaled_to_zero = !self.scaled_up;
         self.input.canary_workload = if self.scaled_up {
             Readiness::Ready
         } else {
@@ -259,8 +263,16 @@ impl World {
     }
 
     fn apply(&mut self, requests: Vec<Request>, plan: Plan) -> Plan {
+        self.apply_prefix(requests, plan, usize::MAX)
+    }
+
+    /// Applies the first `cut` actions of the plan, as an operator killed after them would have. The
+    /// status and the tick time are written at [`Action::WriteStatus`] (at the end when the status is
+    /// unchanged).
+    fn apply_prefix(&mut self, requests: Vec<Request>, plan: Plan, cut: usize) -> Plan {
         self.requests.extend(requests);
-        for action in &plan.actions {
+        let mut written = false;
+        for action in plan.actions.iter().take(cut) {
             match action {
                 Action::SetRoutes(r) => {
                     self.input.routes = *r;
@@ -270,18 +282,36 @@ impl World {
                 Action::ScaleFromZero => self.scaled_up = true,
                 Action::Promote => self.primary_revision = self.input.target.spec_hash.clone(),
                 Action::Event(e) => self.events.push(e.message.clone()),
+                Action::WriteStatus => {
+                    self.write(&plan);
+                    written = true;
+                }
                 _ => {}
             }
         }
+        if !written && cut >= plan.actions.len() {
+            self.write(&plan);
+        }
+        self.phase_log.push(self.phase());
+        self.plans.push(plan.clone());
+        plan
+    }
+
+    fn write(&mut self, plan: &Plan) {
         if let Some(s) = &plan.status {
             self.input.canary.status = Some(s.clone());
         }
         if let Some(t) = plan.tick {
             self.input.last_tick = Some(t);
         }
-        self.phase_log.push(self.phase());
-        self.plans.push(plan.clone());
-        plan
+    }
+
+    /// Like [`World::tick`], but the operator dies after `cut` actions of the plan.
+    pub(super) fn tick_and_crash(&mut self, cut: usize) -> Plan {
+        self.now = self.now.checked_add(SignedDuration::from_secs(60)).expect("time");
+        self.observe();
+        let (requests, plan) = drive(&self.input, &self.script, self.now);
+        self.apply_prefix(requests, plan, cut)
     }
 
     /// Moves the clock one analysis interval and calls decide.

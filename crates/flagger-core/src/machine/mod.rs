@@ -90,6 +90,9 @@ pub struct Observed<'a> {
     pub primary: Readiness,
     /// Readiness of the target (canary) workload (canaryReadyThreshold), without the prefix.
     pub canary_workload: Readiness,
+    /// Whether the target is scaled to zero (a Deployment's `spec.replicas` is 0, a DaemonSet carries the
+    /// scale-to-zero nodeSelector).
+    pub target_scaled_to_zero: bool,
     /// The router's current weights (`GetRoutes`). Ignored for the `kubernetes` provider, whose
     /// weights are derived from the status as Flagger's no-op router does.
     pub routes: Routes,

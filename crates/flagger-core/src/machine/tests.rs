@@ -1135,3 +1135,88 @@ fn daemonset_messages_use_flaggers_wording() {
         ]
     );
 }
+
+#[test]
+fn a_step_whose_status_write_was_lost_is_recorded_not_repeated() {
+    // The router holds 40 but the status still says 20: the operator stopped after SetRoutes.
+    let mut input = progressing(canary_analysis(), P::Progressing, 20);
+    input.routes = Routes {
+        primary: 60,
+        canary: 40,
+        mirrored: false,
+    };
+    let (requests, plan) = drive(&input, &Script::ok(), at(T0));
+    assert!(requests.is_empty());
+    assert_eq!(plan.routes().count(), 0);
+    assert_eq!(messages(&plan), vec!["Advance podinfo.test canary weight 40"]);
+    assert_eq!(plan.status.and_then(|s| s.canary_weight), Some(40));
+    assert_eq!(plan.tick, Some(at(T0)));
+}
+
+#[test]
+fn skip_analysis_does_not_wait_for_the_primary_at_initialization() {
+    let mut c = canary(canary_analysis());
+    c.spec.skip_analysis = Some(true);
+    let mut input = Input::new(c, OLD);
+    input.primary = Readiness::NotReady {
+        message: "waiting for rollout to finish: 0 of 1 updated replicas are available".to_owned(),
+        retriable: true,
+    };
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    assert_eq!(new_phase(&plan), Some(P::Initialized));
+    assert!(!plan.actions.contains(&Action::CheckMetricProviders));
+}
+
+#[test]
+fn a_new_canary_reports_the_initializing_condition_while_it_waits() {
+    let mut input = Input::new(canary(canary_analysis()), OLD);
+    input.primary = Readiness::NotReady {
+        message: "waiting for rollout to finish: 0 of 1 updated replicas are available".to_owned(),
+        retriable: true,
+    };
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    let s = plan.status.expect("status");
+    let c = s.condition(PROMOTED_CONDITION).expect("condition");
+    assert_eq!(
+        (c.status, c.reason.as_str(), c.message.as_deref()),
+        (
+            ConditionStatus::Unknown,
+            "Initializing",
+            Some("New Deployment detected, starting initialization.")
+        )
+    );
+    // Called again before the interval: nothing.
+    let mut input = input.with_status(s);
+    input.last_tick = plan.tick;
+    let (_, plan) = drive(&input, &Script::ok(), at(T0 + 5));
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(55)));
+}
+
+#[test]
+fn waiting_promotion_rolls_back_at_the_threshold_too() {
+    let mut input = progressing(canary_analysis(), P::WaitingPromotion, 0);
+    input.routes = Routes {
+        primary: 40,
+        canary: 60,
+        mirrored: false,
+    };
+    let mut s = input.canary.status.clone().expect("status");
+    s.failed_checks = Some(5);
+    input.canary.status = Some(s);
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    assert_eq!(new_phase(&plan), Some(P::Failed));
+    assert_eq!(plan.routes().last(), Some(Routes::PRIMARY));
+}
+
+#[test]
+fn a_closed_confirm_rollout_gate_does_not_start_a_failed_canary_either() {
+    // In Failed, the gate is called with phase Failed after lastAppliedSpec was re-synced.
+    let analysis = json!({"stepWeight": 20, "webhooks": [hook("gate", "confirm-rollout")]});
+    let input = Input::new(canary(analysis), NEWER).with_status(status(P::Failed, NEW, OLD));
+    let (requests, plan) = drive(&input, &Script::ok().fail("gate"), at(T0));
+    assert!(matches!(requests[0], Request::Webhook { phase: P::Failed, .. }));
+    let s = plan.status.expect("status");
+    assert_eq!(s.phase(), P::Waiting);
+    assert_eq!(s.last_applied_spec.as_deref(), Some(NEWER));
+}
