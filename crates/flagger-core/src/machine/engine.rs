@@ -72,8 +72,11 @@ pub(super) fn run(obs: &Observed<'_>, answers: &Answers, now: Timestamp) -> Resu
     if matches!(phase, P::Terminating | P::Terminated) {
         return Ok(Step::Done(Box::new(ctx.finish(&original, None, None))));
     }
-    let restart =
-        matches!(phase, P::Progressing | P::WaitingPromotion) && revision_changed(&ctx.s0, &obs.target);
+    let changed = revision_changed(&ctx.s0, &obs.target);
+    // A new revision restarts the analysis at once, unless the tick would stop at the primary check.
+    let restart = matches!(phase, P::Progressing | P::WaitingPromotion)
+        && changed
+        && (canary.skip_analysis() || obs.primary.is_ready());
     if !is_idle(phase) && !due && !restart {
         return Ok(Step::Done(Box::new(ctx.finish(&original, None, remaining))));
     }
@@ -83,6 +86,9 @@ pub(super) fn run(obs: &Observed<'_>, answers: &Answers, now: Timestamp) -> Resu
             let timed = !is_idle(ctx.st.phase());
             let (tick, requeue) = if timed {
                 (Some(now), Some(interval))
+            } else if is_idle(phase) && changed && ctx.st.phase() == phase {
+                // A change that could not start yet (e.g. the primary is not ready): look again.
+                (None, Some(interval))
             } else {
                 (None, None)
             };

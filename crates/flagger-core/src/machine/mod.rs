@@ -55,6 +55,37 @@
 //!   leaves it idle, `None` (wait for a watch event).
 //!
 //! The first tick of a canary (no recorded tick) runs immediately, as Flagger's job does on start.
+//! A change in an idle phase that cannot start yet (the primary is not ready) is looked at again after
+//! one interval.
+//!
+//! # What the act layer must do
+//!
+//! - Apply the actions in order, and write [`Plan::status`] (with [`Plan::tick`]) at
+//!   [`Action::WriteStatus`]; when the status is unchanged but `tick` is set, write only the tick.
+//! - The infrastructure actions ([`Action::InitializeServices`], [`Action::EnsurePrimary`],
+//!   [`Action::ReconcileApexService`], [`Action::ReconcileMeshRouter`],
+//!   `ReconcilePrimaryScaler { init: true }`) are in every plan that gets past the timing check, as Flagger
+//!   runs them every tick; they must be no-ops against the watch caches when nothing differs, so an idle
+//!   canary costs no API request.
+//! - Send every [`Action::Event`] to the event webhooks, and run the post-rollout hooks of
+//!   [`Action::RunPostRolloutHooks`] with their `Post-rollout check ... passed` / `Post-rollout hook ...
+//!   failed ...` events.
+//! - Gauges (status, weights, analysis duration) follow from the status and the applied routes.
+//!
+//! # Deliberate differences from Flagger
+//!
+//! - `lastTransitionTime` only moves when the status changed (see above).
+//! - Crash safety: the operator may be killed between any two actions. Decide notices the states a lost
+//!   status write leaves behind and finishes the work instead of repeating it:
+//!   a canary step applied to the router but not to the status is recorded, not taken again (Progressing,
+//!   canary strategy: router weight above the status weight); a promotion shift likewise (Promoting:
+//!   router canary weight below the status weight), and all traffic already on the primary finalises
+//!   (Flagger would stay in Promoting); a release under analysis whose target is already scaled to zero
+//!   (an interrupted rollback) is rolled back; Finalising does not wait for the canary's readiness (a
+//!   Deployment at zero replicas is not ready in flagger-rs).
+//! - Known gap: the first promotion shift of a blue/green or A/B release with `stepWeightPromotion` can
+//!   be taken twice after a crash (their status weight is 0 when Promoting starts, so a lost write cannot
+//!   be told apart).
 
 mod engine;
 mod status;

@@ -1220,3 +1220,33 @@ fn a_closed_confirm_rollout_gate_does_not_start_a_failed_canary_either() {
     assert_eq!(s.phase(), P::Waiting);
     assert_eq!(s.last_applied_spec.as_deref(), Some(NEWER));
 }
+
+#[test]
+fn a_change_blocked_by_the_primary_is_retried_every_interval() {
+    let mut input = Input::new(canary(canary_analysis()), NEW).with_status(status(P::Succeeded, OLD, OLD));
+    input.primary = Readiness::NotReady {
+        message: "waiting for rollout to finish: 1 old replicas are pending termination".to_owned(),
+        retriable: true,
+    };
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    assert_eq!(plan.status, None);
+    assert_eq!(warnings(&plan).len(), 1);
+    assert_eq!(
+        (plan.tick, plan.requeue_after),
+        (None, Some(Duration::from_secs(60)))
+    );
+}
+
+#[test]
+fn a_restart_between_ticks_waits_for_the_tick_when_the_primary_is_not_ready() {
+    let mut input = progressing(canary_analysis(), P::Progressing, 40);
+    input.target.spec_hash = NEWER.to_owned();
+    input.last_tick = Some(at(T0 - 1));
+    input.primary = Readiness::NotReady {
+        message: "waiting for rollout to finish: 1 old replicas are pending termination".to_owned(),
+        retriable: true,
+    };
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(59)));
+}
