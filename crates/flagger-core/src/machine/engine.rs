@@ -10,6 +10,7 @@ use super::{
     Action, Alert, Answer, Answers, DecideError, Event, MetricUpdate, MetricsOutcome, Observed, Plan,
     Readiness, Request, Routes, Step,
 };
+use crate::hash::is_own_spec_hash;
 use crate::provider::MeshProvider;
 use crate::weights::Ladder;
 
@@ -54,6 +55,24 @@ pub(super) fn run(obs: &Observed<'_>, answers: &Answers, now: Timestamp) -> Resu
         ctx.status_at = Some(0);
         ctx.s0 = ctx.st.status.clone();
         ctx.p0 = P::Initializing;
+    }
+
+    // Migration from Go Flagger: its spec hashes cannot be reproduced, so a foreign `lastAppliedSpec` is
+    // re-baselined on first sight: the current target is taken as the revision it stands for (nothing
+    // starts or restarts). A foreign `lastPromotedSpec` equal to it is re-baselined too; one that differs
+    // (a release was under way or had failed) is kept until the next promotion.
+    let applied = ctx.s0.last_applied_spec.clone().unwrap_or_default();
+    if !applied.is_empty() && !is_own_spec_hash(&applied) && !obs.target.spec_hash.is_empty() {
+        let current = Some(obs.target.spec_hash.clone());
+        if ctx.s0.last_promoted_spec.as_deref() == Some(applied.as_str()) {
+            ctx.st.status.last_promoted_spec.clone_from(&current);
+        }
+        ctx.st.status.last_applied_spec = current;
+        if let Some(configs) = &obs.target.configs {
+            ctx.st.status.tracked_configs = Some(configs.clone());
+        }
+        ctx.status_at = Some(0);
+        ctx.s0 = ctx.st.status.clone();
     }
 
     if canary.is_suspended() {

@@ -83,6 +83,8 @@
 //!   (Flagger would stay in Promoting); a release under analysis whose target is already scaled to zero
 //!   (an interrupted rollback) is rolled back; Finalising does not wait for the canary's readiness (a
 //!   Deployment at zero replicas is not ready in flagger-rs).
+//! - Migration: a `lastAppliedSpec` written by Go Flagger (no `frs1-` prefix) is re-baselined to the
+//!   current target on first sight, so taking over from Flagger starts or restarts no analysis.
 //! - Known gap: the first promotion shift of a blue/green or A/B release with `stepWeightPromotion` can
 //!   be taken twice after a crash (their status weight is 0 when Promoting starts, so a lost write cannot
 //!   be told apart).

@@ -1250,3 +1250,53 @@ fn a_restart_between_ticks_waits_for_the_tick_when_the_primary_is_not_ready() {
     assert!(plan.actions.is_empty());
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(59)));
 }
+
+#[test]
+fn hashes_written_by_go_flagger_are_rebaselined_without_starting_anything() {
+    // Succeeded under Go Flagger: both hashes are Go's.
+    let input = Input::new(canary(canary_analysis()), NEW).with_status(status(
+        P::Succeeded,
+        "5d9c8f7b4",
+        "5d9c8f7b4",
+    ));
+    let (requests, plan) = drive(&input, &Script::ok(), at(T0));
+    assert!(requests.is_empty());
+    assert!(!plan.actions.contains(&Action::ScaleFromZero));
+    let s = plan.status.expect("rebaselined");
+    assert_eq!(s.phase(), P::Succeeded);
+    assert_eq!(
+        (s.last_applied_spec.as_deref(), s.last_promoted_spec.as_deref()),
+        (Some(NEW), Some(NEW))
+    );
+
+    // Mid-analysis: no restart; the promoted hash stays until the next promotion.
+    let mut input = progressing(canary_analysis(), P::Progressing, 20);
+    input.canary.status = Some({
+        let mut s = status(P::Progressing, "7f6b5c4d", "5d9c8f7b4");
+        s.canary_weight = Some(20);
+        s
+    });
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    assert!(
+        !messages(&plan)
+            .iter()
+            .any(|m| m.starts_with("New revision detected"))
+    );
+    let s = plan.status.expect("status");
+    assert_eq!(
+        (
+            s.last_applied_spec.as_deref(),
+            s.last_promoted_spec.as_deref(),
+            s.canary_weight
+        ),
+        (Some(NEW), Some("5d9c8f7b4"), Some(40))
+    );
+}
+
+#[test]
+fn a_terminating_canary_is_left_to_the_finalizer() {
+    let input = Input::new(canary(canary_analysis()), NEW).with_status(status(P::Terminating, OLD, OLD));
+    let (requests, plan) = drive(&input, &Script::ok(), at(T0));
+    assert!(requests.is_empty());
+    assert_eq!(plan, Plan::default());
+}
