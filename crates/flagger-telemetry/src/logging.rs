@@ -116,10 +116,19 @@ impl LogHandle {
     }
 }
 
-/// Installs the global subscriber writing to stderr (as Flagger's zap logger does).
+/// Installs the global subscriber writing to stderr (as Flagger's zap logger does); `RUST_LOG`, when set,
+/// replaces the level's filter.
 pub fn init(format: LogFormat, level: LogLevel) -> Result<LogHandle, LogError> {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
+    init_with(format, level, std::env::var("RUST_LOG").ok())
+}
+
+/// [`init`] with an explicit filter override (`EnvFilter` directives) instead of `RUST_LOG`.
+pub fn init_with(
+    format: LogFormat,
+    level: LogLevel,
+    filter_override: Option<String>,
+) -> Result<LogHandle, LogError> {
+    let filter = filter_override
         .filter(|v| !v.trim().is_empty())
         .map_or_else(|| level.filter(), EnvFilter::new);
     let (filter, handle) = reload::Layer::new(filter);
