@@ -41,27 +41,8 @@ use prometheus_client::registry::{Registry, Unit};
 /// Go's `prometheus.DefBuckets`, used by Flagger's `flagger_canary_duration_seconds`.
 pub const GO_DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// The deployment strategy label of the successes/failures counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DeploymentStrategy {
-    /// Progressive traffic shifting (`canary`).
-    Canary,
-    /// Blue/green (`blue-green`).
-    BlueGreen,
-    /// A/B testing with header/cookie matches (`ab-testing`).
-    AbTesting,
-}
-
-impl DeploymentStrategy {
-    /// The label value Flagger uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Canary => "canary",
-            Self::BlueGreen => "blue-green",
-            Self::AbTesting => "ab-testing",
-        }
-    }
-}
+/// The deployment strategy label of the successes/failures counters (`canary`, `blue-green`, `ab-testing`).
+pub use flagger_api::DeploymentStrategy;
 
 /// The analysis status label of the successes/failures counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
