@@ -213,6 +213,7 @@ pub fn primary_scaled_object(canary: &Canary, source: &Value, owner: OwnerRefere
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::owner;
 
     fn canary(autoscaler: Value) -> Canary {
         serde_json::from_value(json!({
@@ -226,17 +227,6 @@ mod tests {
             }
         }))
         .unwrap()
-    }
-
-    fn owner() -> OwnerReference {
-        OwnerReference {
-            api_version: "flagger.app/v1beta1".into(),
-            kind: "Canary".into(),
-            name: "podinfo".into(),
-            uid: "u".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
     }
 
     #[test]
@@ -267,7 +257,7 @@ mod tests {
                                   "target": {"type": "Utilization", "averageUtilization": 99}}}]}
         }))
         .unwrap();
-        let hpa = primary_hpa(&c, &source, owner());
+        let hpa = primary_hpa(&c, &source, owner("podinfo"));
         assert_eq!(hpa.metadata.name.as_deref(), Some("podinfo-primary"));
         assert_eq!(
             hpa.metadata.labels,
@@ -307,7 +297,7 @@ mod tests {
     fn the_primary_scaled_object_scales_the_primary_with_rewritten_queries() {
         let c =
             canary(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo-so"}));
-        let so = primary_scaled_object(&c, &scaled_object(), owner());
+        let so = primary_scaled_object(&c, &scaled_object(), owner("podinfo"));
         assert_eq!(so["metadata"]["name"], "podinfo-so-primary");
         assert_eq!(
             so["metadata"]["annotations"],
@@ -344,7 +334,7 @@ mod tests {
             "primaryScalerQueries": {"rps": "sum(rate(y[1m]))"},
             "primaryScalerReplicas": {"minReplicas": 2, "maxReplicas": 9}}),
         );
-        let so = primary_scaled_object(&c, &scaled_object(), owner());
+        let so = primary_scaled_object(&c, &scaled_object(), owner("podinfo"));
         assert_eq!(so["spec"]["triggers"][0]["metadata"]["query"], "sum(rate(y[1m]))");
         assert_eq!(so["spec"]["minReplicaCount"], 2);
         assert_eq!(so["spec"]["maxReplicaCount"], 9);

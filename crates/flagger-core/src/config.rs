@@ -225,17 +225,7 @@ mod tests {
     };
 
     use super::*;
-
-    fn owner(name: &str) -> OwnerReference {
-        OwnerReference {
-            api_version: "flagger.app/v1beta1".into(),
-            kind: "Canary".into(),
-            name: name.into(),
-            uid: format!("uid-{name}"),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
-    }
+    use crate::test_support::owner;
 
     fn spec() -> PodSpec {
         let env = |cm: Option<(&str, Option<bool>)>, secret: Option<(&str, Option<bool>)>| EnvVar {

@@ -25,3 +25,20 @@ pub mod readiness;
 pub mod services;
 pub mod validate;
 pub mod weights;
+
+#[cfg(test)]
+mod test_support {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    /// The controller reference a Canary named `name` puts on the objects it generates.
+    pub(crate) fn owner(name: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "flagger.app/v1beta1".into(),
+            kind: "Canary".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+}

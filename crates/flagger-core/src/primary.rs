@@ -302,20 +302,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     use super::*;
+    use crate::test_support::owner;
 
     fn map(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    fn owner() -> OwnerReference {
-        OwnerReference {
-            api_version: "flagger.app/v1beta1".into(),
-            kind: "Canary".into(),
-            name: "podinfo".into(),
-            uid: "uid-1".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
     }
 
     fn target() -> Deployment {
@@ -370,7 +360,7 @@ mod tests {
     fn the_primary_has_one_selector_label_with_the_primary_suffix() {
         let p = desired_primary(
             &target(),
-            owner(),
+            owner("podinfo"),
             &WorkloadOptions::default(),
             &BTreeSet::new(),
             None,
@@ -393,14 +383,14 @@ mod tests {
         );
         assert_eq!(p.spec.replicas, Some(3));
         assert_eq!(p.spec.progress_deadline_seconds, Some(120));
-        assert_eq!(p.metadata.owner_references, Some(vec![owner()]));
+        assert_eq!(p.metadata.owner_references, Some(vec![owner("podinfo")]));
     }
 
     #[test]
     fn metadata_follows_include_label_prefix() {
         let none = desired_primary(
             &target(),
-            owner(),
+            owner("podinfo"),
             &WorkloadOptions::default(),
             &BTreeSet::new(),
             None,
@@ -414,7 +404,7 @@ mod tests {
             include_label_prefixes: vec!["app.kubernetes.io".into()],
             ..Default::default()
         };
-        let some = desired_primary(&target(), owner(), &opts, &BTreeSet::new(), None, "i").unwrap();
+        let some = desired_primary(&target(), owner("podinfo"), &opts, &BTreeSet::new(), None, "i").unwrap();
         assert_eq!(
             some.metadata.labels,
             Some(map(&[
@@ -431,7 +421,7 @@ mod tests {
             include_label_prefixes: vec!["*".into()],
             ..Default::default()
         };
-        let all = desired_primary(&target(), owner(), &all, &BTreeSet::new(), None, "i").unwrap();
+        let all = desired_primary(&target(), owner("podinfo"), &all, &BTreeSet::new(), None, "i").unwrap();
         let annotations = all.metadata.annotations.unwrap();
         assert!(
             !annotations.contains_key("kustomize.toolkit.fluxcd.io/checksum"),
@@ -445,9 +435,9 @@ mod tests {
         let mut t = target();
         t.spec.replicas = Some(0);
         let opts = WorkloadOptions::default();
-        let p = desired_primary(&t, owner(), &opts, &BTreeSet::new(), None, "i").unwrap();
+        let p = desired_primary(&t, owner("podinfo"), &opts, &BTreeSet::new(), None, "i").unwrap();
         assert_eq!(p.spec.replicas, Some(1));
-        let p = desired_primary(&t, owner(), &opts, &BTreeSet::new(), Some(7), "i").unwrap();
+        let p = desired_primary(&t, owner("podinfo"), &opts, &BTreeSet::new(), Some(7), "i").unwrap();
         assert_eq!(p.spec.replicas, Some(7));
     }
 
@@ -457,7 +447,7 @@ mod tests {
         t.spec.selector.match_labels = Some(map(&[("tier", "web")]));
         let err = desired_primary(
             &t,
-            owner(),
+            owner("podinfo"),
             &WorkloadOptions::default(),
             &BTreeSet::new(),
             None,

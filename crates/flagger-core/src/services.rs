@@ -156,6 +156,7 @@ mod tests {
     use k8s_openapi::api::core::v1::ContainerPort;
 
     use super::*;
+    use crate::test_support::owner;
 
     fn canary(service: serde_json::Value) -> Canary {
         serde_json::from_value(serde_json::json!({
@@ -170,17 +171,6 @@ mod tests {
         .unwrap()
     }
 
-    fn owner() -> OwnerReference {
-        OwnerReference {
-            api_version: "flagger.app/v1beta1".into(),
-            kind: "Canary".into(),
-            name: "podinfo".into(),
-            uid: "u".into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
-    }
-
     fn port(name: Option<&str>, n: i32) -> ContainerPort {
         ContainerPort {
             name: name.map(String::from),
@@ -193,7 +183,7 @@ mod tests {
     fn three_services_select_the_canary_and_the_primary() {
         let c = canary(serde_json::json!({"port": 9898}));
         let [canary_svc, primary_svc, apex] =
-            desired_services(&c, "app", "podinfo", &BTreeMap::new(), &owner());
+            desired_services(&c, "app", "podinfo", &BTreeMap::new(), &owner("podinfo"));
         let name_and_selector = |s: &Service| {
             (
                 s.metadata.name.clone().unwrap(),
@@ -234,7 +224,7 @@ mod tests {
         let annotations = apex.metadata.annotations.unwrap();
         assert_eq!(annotations["kustomize.toolkit.fluxcd.io/reconcile"], "disabled");
         assert_eq!(annotations["helm.toolkit.fluxcd.io/driftDetection"], "disabled");
-        assert_eq!(apex.metadata.owner_references, Some(vec![owner()]));
+        assert_eq!(apex.metadata.owner_references, Some(vec![owner("podinfo")]));
     }
 
     #[test]
@@ -246,7 +236,7 @@ mod tests {
             "canary": {"annotations": {"note": "canary"}}
         }));
         let [canary_svc, primary_svc, apex] =
-            desired_services(&c, "app", "podinfo", &BTreeMap::new(), &owner());
+            desired_services(&c, "app", "podinfo", &BTreeMap::new(), &owner("podinfo"));
         assert_eq!(apex.metadata.name.as_deref(), Some("frontend"));
         assert_eq!(primary_svc.metadata.name.as_deref(), Some("frontend-primary"));
         let spec = apex.spec.clone().unwrap();
@@ -288,7 +278,7 @@ mod tests {
             ports,
             BTreeMap::from([("grpc".to_string(), 9999), ("tcp-podinfod-2".to_string(), 8080)])
         );
-        let [svc, ..] = desired_services(&c, "app", "podinfo", &ports, &owner());
+        let [svc, ..] = desired_services(&c, "app", "podinfo", &ports, &owner("podinfo"));
         let names: Vec<_> = svc
             .spec
             .unwrap()
