@@ -7,7 +7,7 @@
 //! test uses its own namespace label value, so tests run in parallel against one Prometheus.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use flagger_api::{Canary, CanaryMetric};
@@ -18,7 +18,9 @@ use flagger_metrics::{
 };
 use testkit::load::{Load, Weights};
 use testkit::prometheus::Prometheus;
-use testkit::testapp::{Config, Labels, Latency, ScrapedApp, Telemetry, spawn_scraped};
+use testkit::testapp::{
+    Config, Latency, ScrapedApp, Telemetry, podinfo_canary_labels, spawn_scraped, unique_namespace,
+};
 
 /// How long scraping and rate windows may take to reflect the load.
 const DEADLINE: Duration = Duration::from_secs(45);
@@ -29,26 +31,6 @@ const ERROR_RATE: f64 = 0.1;
 const REQUESTS: u64 = 500;
 /// Success rate tolerance in percentage points (rate() extrapolation noise).
 const TOLERANCE: f64 = 1.0;
-
-fn unique_namespace(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{nanos:x}", std::process::id())
-}
-
-/// The canary `podinfo` in `namespace`, labelled the way each provider's canary objects name it.
-fn canary_labels(namespace: &str) -> Labels {
-    Labels {
-        service: "podinfo".to_string(),
-        ingress: "podinfo".to_string(),
-        nginx_canary: format!("{namespace}-podinfo-canary-80"),
-        envoy_cluster: format!("{namespace}_podinfo-canary_80"),
-        kuma_service: Some(format!("podinfo-canary_{namespace}_svc_80")),
-        ..Labels::new(namespace, "podinfo")
-    }
-}
 
 fn canary(namespace: &str) -> Canary {
     serde_json::from_value(serde_json::json!({
@@ -157,7 +139,7 @@ async fn shape_reports_known_rate_and_latency(
         error_rate: ERROR_RATE,
         latency: Latency::Fixed(LATENCY),
         telemetry: vec![shape],
-        labels: canary_labels(&ns),
+        labels: podinfo_canary_labels(&ns),
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;
@@ -249,7 +231,7 @@ async fn a_target_without_traffic_is_no_data() -> Result<()> {
     let ns = unique_namespace("ma-idle");
     let config = Config {
         telemetry: Telemetry::ALL.to_vec(),
-        labels: canary_labels(&ns),
+        labels: podinfo_canary_labels(&ns),
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;

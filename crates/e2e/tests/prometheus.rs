@@ -6,12 +6,14 @@
 //! The query templates are Flagger 1.44's, verbatim (`pkg/metrics/observers/*.go`), rendered and whitespace-
 //! collapsed as Flagger's Prometheus provider does.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use testkit::load::{Load, Weights};
 use testkit::prometheus::{Prometheus, render};
-use testkit::testapp::{Config, Labels, Latency, ScrapedApp, Telemetry, spawn_scraped};
+use testkit::testapp::{
+    Config, Labels, Latency, ScrapedApp, Telemetry, podinfo_canary_labels, spawn_scraped, unique_namespace,
+};
 
 const ISTIO_SUCCESS: &str = r#"
 	sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ namespace }}",
@@ -93,27 +95,6 @@ fn prometheus() -> Result<Prometheus> {
     Prometheus::from_env()
 }
 
-/// A namespace label value no other test (or earlier run) uses.
-fn unique_namespace(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{nanos:x}", std::process::id())
-}
-
-/// The canary `podinfo` in `namespace`, labelled the way each provider's canary objects would name it.
-fn canary_labels(namespace: &str) -> Labels {
-    Labels {
-        service: "podinfo".to_string(),
-        ingress: "podinfo".to_string(),
-        nginx_canary: format!("{namespace}-podinfo-canary-80"),
-        envoy_cluster: format!("{namespace}_podinfo-canary_80"),
-        kuma_service: Some(format!("podinfo-canary_{namespace}_svc_80")),
-        ..Labels::new(namespace, "podinfo")
-    }
-}
-
 fn vars(namespace: &str) -> [(&'static str, &str); 5] {
     [
         ("namespace", namespace),
@@ -171,7 +152,7 @@ async fn request_count_rate_is_a_non_empty_vector_after_load() -> Result<()> {
     let ns = unique_namespace("prom-count");
     let config = Config {
         telemetry: vec![Telemetry::Kubernetes],
-        labels: canary_labels(&ns),
+        labels: podinfo_canary_labels(&ns),
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;
@@ -205,7 +186,7 @@ async fn success_rate_is_90_for_every_shape_at_10_percent_errors() -> Result<()>
     let config = Config {
         error_rate: 0.1,
         telemetry: Telemetry::ALL.to_vec(),
-        labels: canary_labels(&ns),
+        labels: podinfo_canary_labels(&ns),
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;
@@ -254,7 +235,7 @@ async fn duration_queries_match_a_fixed_latency() -> Result<()> {
     let config = Config {
         latency: Latency::Fixed(Duration::from_millis(110)),
         telemetry: Telemetry::ALL.to_vec(),
-        labels: canary_labels(&ns),
+        labels: podinfo_canary_labels(&ns),
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;
@@ -309,7 +290,7 @@ async fn load_driver_splits_by_live_weights_and_queries_select_only_the_canary()
             version: "2.0.0".to_string(),
             error_rate: 0.2,
             telemetry: Telemetry::ALL.to_vec(),
-            labels: canary_labels(&ns),
+            labels: podinfo_canary_labels(&ns),
             ..Config::default()
         },
     )

@@ -11,6 +11,28 @@ pub use testapp::{Config, ErrorMode, Labels, Latency, Telemetry, TestApp, VERSIO
 /// How long a new target may take to be discovered and scraped (file_sd changes apply within ~5s).
 pub const SCRAPE_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A namespace label value no other test (or earlier run) uses.
+pub fn unique_namespace(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// The labels of the canary `podinfo` in `namespace`, named the way each provider's canary objects name it
+/// (service and ingress `podinfo`, the nginx upstream, the envoy cluster, the kuma service).
+pub fn podinfo_canary_labels(namespace: &str) -> Labels {
+    Labels {
+        service: "podinfo".to_string(),
+        ingress: "podinfo".to_string(),
+        nginx_canary: format!("{namespace}-podinfo-canary-80"),
+        envoy_cluster: format!("{namespace}_podinfo-canary_80"),
+        kuma_service: Some(format!("podinfo-canary_{namespace}_svc_80")),
+        ..Labels::new(namespace, "podinfo")
+    }
+}
+
 /// Starts a test app on a free loopback port in the current runtime.
 pub async fn spawn(config: Config) -> Result<TestApp> {
     TestApp::spawn(config).await.context("cannot start the test app")
