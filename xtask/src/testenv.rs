@@ -212,6 +212,7 @@ fn start_cluster(nodes: u32) -> Result<()> {
         fs::read_to_string(dir.join("timings"))
             .unwrap_or_default()
             .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect::<Vec<_>>()
             .join(", ")
     );
