@@ -585,13 +585,34 @@ impl CanaryAnalysis {
     /// `maxWeight` is ignored (even when `stepWeight` is also set, as in Flagger); otherwise `maxWeight`
     /// when positive, else 100.
     pub fn max_weight(&self) -> i32 {
-        if let Some(last) = self.step_weights.as_deref().and_then(<[i32]>::last) {
+        if let Some(last) = self.step_weights().last() {
             return (*last).min(TOTAL_WEIGHT);
         }
         match self.max_weight {
             Some(w) if w > 0 => w,
             _ => TOTAL_WEIGHT,
         }
+    }
+
+    /// Traffic weight added to the canary at each step: `stepWeight`, 0 when unset.
+    pub fn step_weight(&self) -> i32 {
+        self.step_weight.unwrap_or(0)
+    }
+
+    /// The explicit step weights: `stepWeights`, empty when unset.
+    pub fn step_weights(&self) -> &[i32] {
+        self.step_weights.as_deref().unwrap_or_default()
+    }
+
+    /// Traffic weight moved to the primary at each promotion step: `stepWeightPromotion`, 0 (all at once)
+    /// when unset.
+    pub fn step_weight_promotion(&self) -> i32 {
+        self.step_weight_promotion.unwrap_or(0)
+    }
+
+    /// Whether traffic is mirrored to the canary before it is shifted: `mirror`, false when unset.
+    pub fn mirror(&self) -> bool {
+        self.mirror.unwrap_or(false)
     }
 
     /// Percentage of primary pods that must be available (default 100).
@@ -751,8 +772,8 @@ impl SessionAffinity {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryMetric {
-    /// Name of the metric; `request-success-rate` and `request-duration` select the built-in checks when
-    /// there is no `templateRef`.
+    /// Name of the metric; `request-success-rate` and `request-duration` run the built-in checks by name,
+    /// even when a `templateRef` is also set (as Flagger does).
     pub name: String,
 
     /// Time window of the query, e.g. `1m` (the default).
@@ -819,7 +840,8 @@ pub struct CanaryThresholdRange {
 /// Severity level of an alert.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 pub enum AlertSeverity {
-    /// Written as `""`. Flagger's code treats it as its own level, which no event matches.
+    /// Written as `""`: treated as info, and such alerts are sent by flagger-rs (Flagger never sends
+    /// them).
     #[default]
     #[serde(rename = "")]
     Unset,
@@ -1087,6 +1109,26 @@ mod tests {
         assert_eq!(a(Some(50), Some(10), Some(vec![1, 5, 30])).max_weight(), 30);
         assert_eq!(a(None, None, Some(vec![20, 150])).max_weight(), 100);
         assert_eq!(a(Some(40), None, Some(vec![])).max_weight(), 40);
+    }
+
+    #[test]
+    fn step_and_mirror_accessors_default_as_flagger() {
+        let unset = CanaryAnalysis::default();
+        assert_eq!(unset.step_weight(), 0);
+        assert!(unset.step_weights().is_empty());
+        assert_eq!(unset.step_weight_promotion(), 0);
+        assert!(!unset.mirror());
+        let set = CanaryAnalysis {
+            step_weight: Some(10),
+            step_weights: Some(vec![5, 25]),
+            step_weight_promotion: Some(50),
+            mirror: Some(true),
+            ..CanaryAnalysis::default()
+        };
+        assert_eq!(set.step_weight(), 10);
+        assert_eq!(set.step_weights(), [5, 25]);
+        assert_eq!(set.step_weight_promotion(), 50);
+        assert!(set.mirror());
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub struct CanaryStatus {
     #[schemars(schema_with = "schema::date_time")]
     pub last_transition_time: Option<Time>,
 
+    /// When flagger-rs last ran an analysis step for this canary. flagger-rs's addition to Flagger's
+    /// status, used to resume the analysis schedule after a restart; Flagger ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::date_time")]
+    pub last_tick_time: Option<Time>,
+
     /// Session affinity cookie (`name=value`) of the current release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity_cookie: Option<String>,

@@ -233,6 +233,7 @@ status:
   lastAppliedSpec: 5dd9b6cf5d
   lastPromotedSpec: 7c49c6c4c5
   lastTransitionTime: "2026-01-02T03:04:05Z"
+  lastTickTime: "2026-01-02T03:04:30Z"
   sessionAffinityCookie: flagger-cookie=abcdefghij
   primarySessionAffinityCookie: primary-cookie=klmnopqrst
   previousSessionAffinityCookie: flagger-cookie=uvwxyzabcd
