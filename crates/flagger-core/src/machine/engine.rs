@@ -366,12 +366,10 @@ impl<'a> Ctx<'a> {
     fn ladder(&self) -> Ladder {
         let positive = |w: i32| u32::try_from(w).unwrap_or(0);
         Ladder {
-            step_weight: positive(self.analysis.step_weight.unwrap_or(0)),
+            step_weight: positive(self.analysis.step_weight()),
             step_weights: self
                 .analysis
-                .step_weights
-                .as_deref()
-                .unwrap_or_default()
+                .step_weights()
                 .iter()
                 .map(|&w| positive(w))
                 .collect(),
@@ -629,7 +627,7 @@ impl<'a> Ctx<'a> {
         }
 
         // The checks: pre-rollout before any traffic reached the canary, else rollout hooks and metrics.
-        let mirror = self.analysis.mirror == Some(true);
+        let mirror = self.analysis.mirror();
         if routes.canary == 0 && self.s0.iterations() == 0 && !(mirror && routes.mirrored) {
             self.normal(format!(
                 "Starting canary analysis for {}.{}",
@@ -765,7 +763,7 @@ impl<'a> Ctx<'a> {
         } = routes;
         if cw < max_weight {
             let step = i32::try_from(ladder.next_step(u32::try_from(cw).unwrap_or(0))).unwrap_or(100);
-            if self.analysis.mirror == Some(true) && cw == 0 {
+            if self.analysis.mirror() && cw == 0 {
                 if mirrored {
                     mirrored = false;
                     pw = 100 - step;
@@ -820,7 +818,7 @@ impl<'a> Ctx<'a> {
         let n = self.analysis.iterations();
         let done = self.s0.iterations();
         let kubernetes = self.is_kubernetes();
-        let mirror = self.analysis.mirror == Some(true);
+        let mirror = self.analysis.mirror();
         if n > done {
             if !kubernetes && mirror && !routes.mirrored {
                 self.set_routes(100, 0, true);
@@ -860,7 +858,7 @@ impl<'a> Ctx<'a> {
             self.set_phase(P::Finalising);
             return;
         }
-        let step = self.analysis.step_weight_promotion.unwrap_or(0);
+        let step = self.analysis.step_weight_promotion();
         if step == 0 {
             self.normal("Routing all traffic to primary".to_owned());
             self.set_routes(100, 0, false);

@@ -41,9 +41,10 @@
 //! Flagger runs `advanceCanary` on a timer per canary, every analysis interval. flagger-rs derives the
 //! ticks from state instead, so a reconcile can be triggered by any watch event:
 //!
-//! - The time of the last analysis tick is persisted by the act layer. Proposed field:
-//!   **`status.lastTickTime`** (RFC 3339, written together with the status). [`Observed::last_tick`] is
-//!   read from it, and [`Plan::tick`] is `Some(now)` when this call was a tick, to be stored there.
+//! - The time of the last analysis tick is persisted by the act layer in the Canary status field
+//!   **`status.lastTickTime`** ([`CanaryStatus::last_tick_time`], RFC 3339, written together with the
+//!   status; Go Flagger ignores it). [`Observed::last_tick`] is read from it (see [`last_tick`]), and
+//!   [`Plan::tick`] is `Some(now)` when this call was a tick, to be stored there.
 //! - Phases that advance on a timer (`""`, Initializing, Waiting, Progressing, WaitingPromotion,
 //!   Promoting, Finalising, and any suspended canary) tick when `now ≥ last_tick + interval` (or when
 //!   no tick was recorded). A call before that does nothing but return
@@ -131,7 +132,7 @@ pub struct Observed<'a> {
     pub routes: Routes,
     /// The provider in effect: `spec.provider`, else `-mesh-provider`.
     pub provider: MeshProvider,
-    /// When the last analysis tick ran (proposed `status.lastTickTime`), if ever.
+    /// When the last analysis tick ran (`status.lastTickTime`, read with [`last_tick`]), if ever.
     pub last_tick: Option<Timestamp>,
 }
 
@@ -391,6 +392,12 @@ pub enum DecideError {
         /// The request decide made at that point.
         request: Request,
     },
+}
+
+/// The time of the last analysis tick recorded in a Canary's status (`status.lastTickTime`): the value
+/// for [`Observed::last_tick`]. `None` when there is no status or no tick was recorded yet.
+pub fn last_tick(status: Option<&CanaryStatus>) -> Option<Timestamp> {
+    status?.last_tick_time.as_ref().map(|t| t.0)
 }
 
 /// What Flagger 1.44 does on this tick for the observed canary, given the answers to the checks run so far.

@@ -1300,3 +1300,15 @@ fn a_terminating_canary_is_left_to_the_finalizer() {
     assert!(requests.is_empty());
     assert_eq!(plan, Plan::default());
 }
+
+#[test]
+fn last_tick_is_read_from_status_last_tick_time() {
+    assert_eq!(last_tick(None), None);
+    let mut s = status(P::Progressing, OLD, OLD);
+    assert_eq!(last_tick(Some(&s)), None);
+    s.last_tick_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(T0 - 30)));
+    assert_eq!(last_tick(Some(&s)), Some(at(T0 - 30)));
+    let parsed: flagger_api::CanaryStatus =
+        serde_json::from_value(json!({"lastTickTime": "2023-11-14T22:12:50Z"})).expect("status");
+    assert_eq!(last_tick(Some(&parsed)), Some(at(T0 - 30)));
+}
