@@ -291,6 +291,27 @@ pub fn desired_primary(
     })
 }
 
+/// Whether `primary` runs the pod template that `target` would give it: the primary's template equals the
+/// one [`desired_primary`] builds from the target, ignoring `flagger-id`. Used when taking over canaries
+/// from Go Flagger, whose revision hashes cannot be compared.
+pub fn runs_target(
+    primary: &Deployment,
+    target: &Deployment,
+    opts: &WorkloadOptions,
+    tracked: &BTreeSet<ConfigRef>,
+) -> Result<bool, PrimaryError> {
+    let (key, value) = selector_label(target, opts)?;
+    let primary_value = format!("{value}{PRIMARY_SUFFIX}");
+    let without_id = |mut t: PodTemplateSpec| {
+        if let Some(annotations) = t.metadata.as_mut().and_then(|m| m.annotations.as_mut()) {
+            annotations.remove(FLAGGER_ID);
+        }
+        t
+    };
+    let desired = without_id(primary_template(target, &key, &primary_value, tracked, opts, ""));
+    Ok(desired == without_id(primary.spec.template.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{
@@ -428,6 +449,18 @@ mod tests {
             "{annotations:?}"
         );
         assert_eq!(annotations.len(), 2);
+    }
+
+    #[test]
+    fn a_primary_built_from_the_target_runs_it_whatever_its_flagger_id() {
+        let opts = WorkloadOptions::default();
+        let primary =
+            desired_primary(&target(), owner("podinfo"), &opts, &BTreeSet::new(), None, "id-7").unwrap();
+        assert!(runs_target(&primary, &target(), &opts, &BTreeSet::new()).unwrap());
+
+        let mut changed = target();
+        changed.spec.template.spec.as_mut().unwrap().containers[0].image = Some("podinfo:2".into());
+        assert!(!runs_target(&primary, &changed, &opts, &BTreeSet::new()).unwrap());
     }
 
     #[test]

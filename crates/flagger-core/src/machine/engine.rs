@@ -58,21 +58,35 @@ pub(super) fn run(obs: &Observed<'_>, answers: &Answers, now: Timestamp) -> Resu
     }
 
     // Migration from Go Flagger: its spec hashes cannot be reproduced, so a foreign `lastAppliedSpec` is
-    // re-baselined on first sight: the current target is taken as the revision it stands for (nothing
-    // starts or restarts). A foreign `lastPromotedSpec` equal to it is re-baselined too; one that differs
-    // (a release was under way or had failed) is kept until the next promotion.
+    // translated on first sight.
+    // - Initialized/Succeeded: when the primary runs the current target, the current target is the promoted
+    //   revision: both hashes are re-baselined silently (with an event). When it does not, the target
+    //   changed while no operator watched: the foreign hashes stay, so the change starts an analysis.
+    // - Any other phase (a release under way, waiting, or failed): the current target is the revision the
+    //   status is about, so `lastAppliedSpec` is re-baselined and nothing restarts; a foreign
+    //   `lastPromotedSpec` equal to it is re-baselined too, one that differs is kept until the next
+    //   promotion.
     let applied = ctx.s0.last_applied_spec.clone().unwrap_or_default();
     if !applied.is_empty() && !is_own_spec_hash(&applied) && !obs.target.spec_hash.is_empty() {
-        let current = Some(obs.target.spec_hash.clone());
-        if ctx.s0.last_promoted_spec.as_deref() == Some(applied.as_str()) {
-            ctx.st.status.last_promoted_spec.clone_from(&current);
+        let settled = matches!(ctx.p0, P::Initialized | P::Succeeded);
+        if !settled || obs.primary_runs_target {
+            let current = Some(obs.target.spec_hash.clone());
+            if settled || ctx.s0.last_promoted_spec.as_deref() == Some(applied.as_str()) {
+                ctx.st.status.last_promoted_spec.clone_from(&current);
+            }
+            ctx.st.status.last_applied_spec = current;
+            if let Some(configs) = &obs.target.configs {
+                ctx.st.status.tracked_configs = Some(configs.clone());
+            }
+            ctx.status_at = Some(0);
+            ctx.s0 = ctx.st.status.clone();
+            ctx.normal(format!(
+                "Adopted {}.{} from Flagger: its {} revision was recorded without a new analysis",
+                canary.spec.target_ref.name,
+                canary.metadata.namespace.as_deref().unwrap_or_default(),
+                if settled { "promoted" } else { "current" },
+            ));
         }
-        ctx.st.status.last_applied_spec = current;
-        if let Some(configs) = &obs.target.configs {
-            ctx.st.status.tracked_configs = Some(configs.clone());
-        }
-        ctx.status_at = Some(0);
-        ctx.s0 = ctx.st.status.clone();
     }
 
     if canary.is_suspended() {

@@ -74,6 +74,7 @@ pub(super) struct Input {
     pub target_scaled_to_zero: bool,
     pub routes: Routes,
     pub provider: MeshProvider,
+    pub primary_runs_target: bool,
     pub last_tick: Option<Timestamp>,
 }
 
@@ -90,6 +91,7 @@ impl Input {
             target_scaled_to_zero: false,
             routes: Routes::PRIMARY,
             provider: MeshProvider::Istio,
+            primary_runs_target: true,
             last_tick: None,
         }
     }
@@ -108,6 +110,7 @@ impl Input {
             target_scaled_to_zero: self.target_scaled_to_zero,
             routes: self.routes,
             provider: self.provider.clone(),
+            primary_runs_target: self.primary_runs_target,
             last_tick: self.last_tick,
         }
     }

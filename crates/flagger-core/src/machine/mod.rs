@@ -84,8 +84,12 @@
 //!   (Flagger would stay in Promoting); a release under analysis whose target is already scaled to zero
 //!   (an interrupted rollback) is rolled back; Finalising does not wait for the canary's readiness (a
 //!   Deployment at zero replicas is not ready in flagger-rs).
-//! - Migration: a `lastAppliedSpec` written by Go Flagger (no `frs1-` prefix) is re-baselined to the
-//!   current target on first sight, so taking over from Flagger starts or restarts no analysis.
+//! - Migration: a `lastAppliedSpec` written by Go Flagger (no `frs1-` prefix) is translated on first sight.
+//!   An Initialized or Succeeded canary whose primary runs the current target
+//!   ([`Observed::primary_runs_target`]) is re-baselined silently, with an `Adopted ... from Flagger` event;
+//!   one whose target changed while no operator ran keeps the foreign hashes, so the change is analysed.
+//!   A release under way, waiting or failed is re-baselined to the current target and continues, so taking
+//!   over from Flagger re-runs no analysis.
 //! - Known gap: the first promotion shift of a blue/green or A/B release with `stepWeightPromotion` can
 //!   be taken twice after a crash (their status weight is 0 when Promoting starts, so a lost write cannot
 //!   be told apart).
@@ -132,6 +136,10 @@ pub struct Observed<'a> {
     pub routes: Routes,
     /// The provider in effect: `spec.provider`, else `-mesh-provider`.
     pub provider: MeshProvider,
+    /// Whether the primary runs the target's current pod template (as the primary would get it, ignoring
+    /// `flagger-id`; see `crate::primary::runs_target`). Read only when the status holds revision hashes
+    /// written by Go Flagger, to decide whether flagger-rs can adopt the current target without an analysis.
+    pub primary_runs_target: bool,
     /// When the last analysis tick ran (`status.lastTickTime`, read with [`last_tick`]), if ever.
     pub last_tick: Option<Timestamp>,
 }

@@ -1294,6 +1294,46 @@ fn hashes_written_by_go_flagger_are_rebaselined_without_starting_anything() {
 }
 
 #[test]
+fn adopting_a_settled_canary_from_go_flagger_says_so_in_an_event() {
+    let input = Input::new(canary(canary_analysis()), NEW).with_status(status(
+        P::Succeeded,
+        "5d9c8f7b4",
+        "5d9c8f7b4",
+    ));
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    assert!(
+        messages(&plan).iter().any(|m| m.starts_with("Adopted podinfo.")
+            && m.ends_with("from Flagger: its promoted revision was recorded without a new analysis")),
+        "{:?}",
+        messages(&plan)
+    );
+}
+
+#[test]
+fn a_target_changed_while_no_operator_ran_is_analysed_after_the_switch_from_go_flagger() {
+    // Succeeded under Go Flagger, but the primary does not run the current target: it changed meanwhile.
+    let mut input = Input::new(canary(canary_analysis()), NEW).with_status(status(
+        P::Succeeded,
+        "5d9c8f7b4",
+        "5d9c8f7b4",
+    ));
+    input.primary_runs_target = false;
+    let (_, plan) = drive(&input, &Script::ok(), at(T0));
+    assert!(
+        messages(&plan)
+            .iter()
+            .any(|m| m.starts_with("New revision detected")),
+        "{:?}",
+        messages(&plan)
+    );
+    assert!(plan.actions.contains(&Action::ScaleFromZero));
+    assert!(!messages(&plan).iter().any(|m| m.starts_with("Adopted")));
+    let s = plan.status.expect("status");
+    assert_eq!(s.phase(), P::Progressing);
+    assert_eq!(s.last_applied_spec.as_deref(), Some(NEW));
+}
+
+#[test]
 fn a_terminating_canary_is_left_to_the_finalizer() {
     let input = Input::new(canary(canary_analysis()), NEW).with_status(status(P::Terminating, OLD, OLD));
     let (requests, plan) = drive(&input, &Script::ok(), at(T0));
