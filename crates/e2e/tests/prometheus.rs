@@ -330,17 +330,21 @@ async fn load_driver_splits_by_live_weights_and_queries_select_only_the_canary()
             .await?;
     }
     // `{{ target }}` = podinfo selects the canary's series only (podinfo-primary's workload and pods do not
-    // match), so the success rate is the canary's 80%, not the blended 92%.
+    // match), so the success rate is the canary's 80%, not the blended 92%. The canary's ~380 requests
+    // span only a few scrapes, and rate() extrapolates each series from its first scraped value, so on a
+    // busy machine the ratio drifts up to ~2 points from 80 (78.1 was seen once in CI); ±3 still tells the
+    // canary's 80 from the blended 92 apart.
+    const TOLERANCE: f64 = 3.0;
     for (name, template) in [
         ("istio", ISTIO_SUCCESS),
         ("linkerd", LINKERD_SUCCESS),
         ("kubernetes", HTTP_SUCCESS),
     ] {
         let value = instant(&prom, template, &ns).await?;
-        eprintln!("canary request-success-rate {name}: {value:.3} (expected 80 ± 1)");
+        eprintln!("canary request-success-rate {name}: {value:.3} (expected 80 ± {TOLERANCE})");
         ensure!(
-            (value - 80.0).abs() <= 1.0,
-            "{name} canary success rate {value}, expected 80"
+            (value - 80.0).abs() <= TOLERANCE,
+            "{name} canary success rate {value}, expected 80 ± {TOLERANCE} (the blended rate would be 92)"
         );
     }
     // The primary's own series, selected with its workload name, are error-free.
