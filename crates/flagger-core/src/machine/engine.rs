@@ -474,25 +474,14 @@ impl<'a> Ctx<'a> {
             P::Progressing | P::WaitingPromotion | P::Promoting | P::Finalising
         ) {
             let current = self.st.phase();
-            for hook in self.hooks(HookType::ConfirmRollout) {
-                if self.call_hook(&hook, current)?.is_err() {
-                    if current != P::Waiting {
-                        self.set_phase(P::Waiting);
-                        self.warning(format!(
-                            "Halt {}.{} advancement waiting for approval {}",
-                            self.name, self.namespace, hook.name
-                        ));
-                        if !hook.mute_alert {
-                            self.alert(
-                                AlertSeverity::Warn,
-                                "Canary is waiting for approval.".to_owned(),
-                                false,
-                            );
-                        }
-                    }
-                    return Ok(());
+            if let Some(hook) =
+                self.first_closed_gate(HookType::ConfirmRollout, current, "Confirm-rollout")?
+            {
+                if current != P::Waiting {
+                    self.set_phase(P::Waiting);
+                    self.halt_for_approval(&hook, "approval", "Canary is waiting for approval.");
                 }
-                self.normal(format!("Confirm-rollout check {} passed", hook.name));
+                return Ok(());
             }
             self.normal(format!(
                 "New revision detected! Scaling up {}.{}",
@@ -703,22 +692,16 @@ impl<'a> Ctx<'a> {
                     if !routes.mirrored
                         && !matches!(phase, P::Promoting | P::WaitingPromotion | P::Finalising)
                     {
-                        for hook in self.hooks(HookType::ConfirmTrafficIncrease) {
-                            if self.call_hook(&hook, P::Progressing)?.is_err() {
-                                self.warning(format!(
-                                    "Halt {}.{} advancement waiting for traffic increase approval {}",
-                                    self.name, self.namespace, hook.name
-                                ));
-                                if !hook.mute_alert {
-                                    self.alert(
-                                        AlertSeverity::Warn,
-                                        "Canary traffic increase is waiting for approval.".to_owned(),
-                                        false,
-                                    );
-                                }
-                                return Ok(());
-                            }
-                            self.normal(format!("Confirm-traffic-increase check {} passed", hook.name));
+                        let gate = HookType::ConfirmTrafficIncrease;
+                        if let Some(hook) =
+                            self.first_closed_gate(gate, P::Progressing, "Confirm-traffic-increase")?
+                        {
+                            self.halt_for_approval(
+                                &hook,
+                                "traffic increase approval",
+                                "Canary traffic increase is waiting for approval.",
+                            );
+                            return Ok(());
                         }
                     }
                     self.run_canary(routes, &ladder)
@@ -743,29 +726,47 @@ impl<'a> Ctx<'a> {
 
     /// `runConfirmPromotionHooks`: whether every confirm-promotion gate is open.
     fn confirm_promotion(&mut self) -> R<bool> {
-        for hook in self.hooks(HookType::ConfirmPromotion) {
-            if self.call_hook(&hook, P::Progressing)?.is_err() {
-                if self.p0 == P::WaitingPromotion {
-                    self.set_iterations(self.analysis.iterations() - 1);
-                } else {
-                    self.set_phase(P::WaitingPromotion);
-                    self.warning(format!(
-                        "Halt {}.{} advancement waiting for promotion approval {}",
-                        self.name, self.namespace, hook.name
-                    ));
-                    if !hook.mute_alert {
-                        self.alert(
-                            AlertSeverity::Warn,
-                            "Canary promotion is waiting for approval.".to_owned(),
-                            false,
-                        );
-                    }
-                }
-                return Ok(false);
-            }
-            self.normal(format!("Confirm-promotion check {} passed", hook.name));
+        let Some(hook) =
+            self.first_closed_gate(HookType::ConfirmPromotion, P::Progressing, "Confirm-promotion")?
+        else {
+            return Ok(true);
+        };
+        if self.p0 == P::WaitingPromotion {
+            self.set_iterations(self.analysis.iterations() - 1);
+        } else {
+            self.set_phase(P::WaitingPromotion);
+            self.halt_for_approval(
+                &hook,
+                "promotion approval",
+                "Canary promotion is waiting for approval.",
+            );
         }
-        Ok(true)
+        Ok(false)
+    }
+
+    /// Calls the confirm-* gates of `gate` in order with the payload `phase`. Each open gate records the
+    /// event `<label> check <name> passed`; the first closed one stops the walk and is returned. Closed
+    /// gates never count as failed checks.
+    fn first_closed_gate(&mut self, gate: HookType, phase: CanaryPhase, label: &str) -> R<Option<Hook>> {
+        for hook in self.hooks(gate) {
+            if self.call_hook(&hook, phase)?.is_err() {
+                return Ok(Some(hook));
+            }
+            self.normal(format!("{label} check {} passed", hook.name));
+        }
+        Ok(None)
+    }
+
+    /// The warning event `Halt <name>.<ns> advancement waiting for <what> <hook>` and, unless the hook mutes
+    /// it, the warn alert `alert`.
+    fn halt_for_approval(&mut self, hook: &Hook, what: &str, alert: &str) {
+        self.warning(format!(
+            "Halt {}.{} advancement waiting for {what} {}",
+            self.name, self.namespace, hook.name
+        ));
+        if !hook.mute_alert {
+            self.alert(AlertSeverity::Warn, alert.to_owned(), false);
+        }
     }
 
     fn run_canary(&mut self, routes: Routes, ladder: &Ladder) -> R<()> {
