@@ -1,0 +1,234 @@
+//! Watch caches (reflectors): every read of the reconcile comes from here, so a canary that does not
+//! change costs no API request.
+//!
+//! The kinds every canary needs are watched from the start: Canaries and Deployments (both also trigger
+//! reconciles), Services, MetricTemplates and AlertProviders. The routing objects of mesh and ingress
+//! providers are watched on first use ([`Caches::dynamic`]), so a cluster without Istio never watches
+//! VirtualServices and a missing CRD only fails the canaries that need it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flagger_api::{AlertProvider, Canary, MetricTemplate};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+/// How long [`Caches::dynamic`] waits for the first list of a newly watched kind.
+const DYNAMIC_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A watch stream that triggers reconciles.
+pub type Trigger<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
+/// Why a cache cannot answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The first list of a kind did not complete (typically: its CRD is not installed, or RBAC forbids it).
+    #[error(
+        "cannot watch {kind}: the first list did not complete within {timeout:?} (is its CRD installed?)"
+    )]
+    NotSynced {
+        /// The kind (`VirtualService.networking.istio.io/v1beta1`).
+        kind: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
+}
+
+/// The watch streams the controller reconciles on.
+pub struct Triggers {
+    /// Canary changes.
+    pub canaries: Trigger<Canary>,
+    /// Deployment changes (a target's new revision, a primary's rollout).
+    pub deployments: Trigger<Deployment>,
+}
+
+/// Read access to everything the operator watches.
+#[derive(Clone)]
+pub struct Caches {
+    /// Canaries.
+    pub canaries: Store<Canary>,
+    /// Deployments (targets and primaries).
+    pub deployments: Store<Deployment>,
+    /// Services (generated and apex).
+    pub services: Store<Service>,
+    /// MetricTemplates.
+    pub metric_templates: Store<MetricTemplate>,
+    /// AlertProviders.
+    pub alert_providers: Store<AlertProvider>,
+    dynamic: Arc<DynamicCaches>,
+}
+
+struct DynamicCaches {
+    client: Client,
+    namespace: Option<String>,
+    shutdown: CancellationToken,
+    stores: Mutex<HashMap<String, Store<DynamicObject>>>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A reflector whose stream is drained in the background until `shutdown`.
+fn background<K>(api: Api<K>, shutdown: &CancellationToken) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().any_semantic()))
+        .default_backoff()
+        .touched_objects();
+    spawn_drain(stream, shutdown.clone());
+    reader
+}
+
+fn spawn_drain<S, K>(stream: S, shutdown: CancellationToken)
+where
+    S: futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                item = stream.next() => match item {
+                    None => break,
+                    Some(Err(e)) => tracing::warn!(error = %e, "watch error"),
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    });
+}
+
+/// A reflector whose stream is returned, to trigger reconciles.
+fn triggering<K>(api: Api<K>) -> (Store<K>, Trigger<K>)
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().any_semantic()))
+        .default_backoff()
+        .touched_objects()
+        .map_err(|e| e)
+        .boxed();
+    (reader, stream)
+}
+
+impl Caches {
+    /// Starts watching. `namespace` limits every watch to one namespace (`-namespace`). The background
+    /// watches stop when `shutdown` is cancelled; the returned triggers stop when they are dropped.
+    pub fn start(client: &Client, namespace: Option<&str>, shutdown: &CancellationToken) -> (Self, Triggers) {
+        let (canaries, canary_trigger) = triggering(api::<Canary>(client, namespace));
+        let (deployments, deployment_trigger) = triggering(api::<Deployment>(client, namespace));
+        let caches = Self {
+            canaries,
+            deployments,
+            services: background(api::<Service>(client, namespace), shutdown),
+            metric_templates: background(api::<MetricTemplate>(client, namespace), shutdown),
+            alert_providers: background(api::<AlertProvider>(client, namespace), shutdown),
+            dynamic: Arc::new(DynamicCaches {
+                client: client.clone(),
+                namespace: namespace.map(str::to_string),
+                shutdown: shutdown.clone(),
+                stores: Mutex::new(HashMap::new()),
+            }),
+        };
+        let triggers = Triggers {
+            canaries: canary_trigger,
+            deployments: deployment_trigger,
+        };
+        (caches, triggers)
+    }
+
+    /// Waits until the background caches hold their first list. The triggering caches are filled by the
+    /// controller as it consumes their streams.
+    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        self.services.wait_until_ready().await?;
+        self.metric_templates.wait_until_ready().await?;
+        self.alert_providers.wait_until_ready().await
+    }
+
+    /// A Deployment by namespace and name.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// A Service by namespace and name.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<Arc<Service>> {
+        self.services.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// A MetricTemplate by namespace and name.
+    pub fn metric_template(&self, namespace: &str, name: &str) -> Option<Arc<MetricTemplate>> {
+        self.metric_templates.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// An AlertProvider by namespace and name.
+    pub fn alert_provider(&self, namespace: &str, name: &str) -> Option<Arc<AlertProvider>> {
+        self.alert_providers.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// A Canary by namespace and name.
+    pub fn canary(&self, namespace: &str, name: &str) -> Option<Arc<Canary>> {
+        self.canaries.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The cache of a kind that is watched on first use (routing objects of mesh and ingress providers).
+    /// The first call for a kind starts its watch and waits for its first list; later calls return at once.
+    /// Cluster-scoped kinds (`namespaced: false`) are watched cluster-wide even with `-namespace`.
+    pub async fn dynamic(
+        &self,
+        resource: &ApiResource,
+        namespaced: bool,
+    ) -> Result<Store<DynamicObject>, CacheError> {
+        let key = format!("{}.{}/{}", resource.kind, resource.group, resource.version);
+        let store = {
+            let mut stores = self
+                .dynamic
+                .stores
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(store) = stores.get(&key) {
+                store.clone()
+            } else {
+                let d = &self.dynamic;
+                let api: Api<DynamicObject> = match (&d.namespace, namespaced) {
+                    (Some(ns), true) => Api::namespaced_with(d.client.clone(), ns, resource),
+                    _ => Api::all_with(d.client.clone(), resource),
+                };
+                let writer = reflector::store::Writer::new(resource.clone());
+                let reader = writer.as_reader();
+                let stream =
+                    reflector::reflector(writer, watcher(api, watcher::Config::default().any_semantic()))
+                        .default_backoff()
+                        .touched_objects();
+                spawn_drain(stream, d.shutdown.clone());
+                stores.insert(key.clone(), reader.clone());
+                reader
+            }
+        };
+        match tokio::time::timeout(DYNAMIC_SYNC_TIMEOUT, store.wait_until_ready()).await {
+            Ok(Ok(())) => Ok(store),
+            _ => Err(CacheError::NotSynced {
+                kind: key,
+                timeout: DYNAMIC_SYNC_TIMEOUT,
+            }),
+        }
+    }
+}

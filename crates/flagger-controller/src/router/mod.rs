@@ -1,0 +1,143 @@
+//! Routers: how traffic is split between the primary and the canary, one module per provider.
+//!
+//! A router has Flagger's four operations: [`AnyRouter::reconcile`] creates or takes over the routing
+//! objects (a no-op when the watch cache already shows them as desired), [`AnyRouter::get_routes`] reads
+//! the current weights (from the watch cache), [`AnyRouter::set_routes`] applies new weights and
+//! [`AnyRouter::finalize`] restores what a user had before (revertOnDeletion). Routers are chosen by
+//! [`AnyRouter::for_provider`], an enum rather than a string factory.
+//!
+//! Every write goes through [`RouteCx::gate`], so a process that lost the leader lease writes nothing.
+
+pub mod kubernetes;
+pub mod smi;
+
+use flagger_api::Canary;
+use flagger_core::machine::Routes;
+use flagger_core::provider::MeshProvider;
+use kube::Client;
+
+use crate::cache::{CacheError, Caches};
+use crate::gate::{NotLeader, WriteGate};
+
+/// What a router works with.
+pub struct RouteCx<'a> {
+    /// The API client (writes).
+    pub client: &'a Client,
+    /// The watch caches (reads).
+    pub caches: &'a Caches,
+    /// The canary being routed.
+    pub canary: &'a Canary,
+    /// The leader gate: check it before every write.
+    pub gate: &'a WriteGate,
+}
+
+/// A router operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// An API request failed.
+    #[error("{action} {kind} {namespace}/{name}: {source}")]
+    Kube {
+        /// What was being done (`create`, `update`, `read`).
+        action: &'static str,
+        /// The kind of object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The kind cannot be watched (its CRD is missing).
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The routing object is not in the shape the router needs (Flagger's messages, e.g. `TrafficSplit
+    /// podinfo.test does not contain routes for podinfo-primary and podinfo-canary`).
+    #[error("{0}")]
+    Invalid(String),
+    /// The process lost leadership.
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    /// This build has no router for the provider yet.
+    #[error("the {0} router is not available in this build of flagger-rs")]
+    Unsupported(String),
+}
+
+impl RouterError {
+    /// Whether trying again later may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Kube { source, .. } => match source {
+                kube::Error::Api(status) => matches!(status.code, 409 | 429) || status.code >= 500,
+                _ => true,
+            },
+            Self::Cache(_) | Self::Invalid(_) => true,
+            Self::NotLeader(_) | Self::Unsupported(_) => false,
+        }
+    }
+}
+
+/// The router of one provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnyRouter {
+    /// `kubernetes`: no routing objects; traffic switches at promotion.
+    Kubernetes,
+    /// `linkerd`, `osm`, `smi:*`: an SMI TrafficSplit.
+    Smi(smi::SmiRouter),
+    /// A provider whose router is not built yet.
+    Unsupported(MeshProvider),
+}
+
+impl AnyRouter {
+    /// The router for a provider.
+    pub fn for_provider(provider: &MeshProvider) -> Self {
+        match provider {
+            MeshProvider::Kubernetes => Self::Kubernetes,
+            MeshProvider::Linkerd | MeshProvider::Osm | MeshProvider::Smi { .. } => {
+                Self::Smi(smi::SmiRouter::for_provider(provider))
+            }
+            other => Self::Unsupported(other.clone()),
+        }
+    }
+
+    fn unsupported(provider: &MeshProvider) -> RouterError {
+        RouterError::Unsupported(format!("{provider:?}").to_lowercase())
+    }
+
+    /// Creates or takes over the routing objects.
+    pub async fn reconcile(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
+        match self {
+            Self::Kubernetes => Ok(()),
+            Self::Smi(r) => r.reconcile(cx).await,
+            Self::Unsupported(p) => Err(Self::unsupported(p)),
+        }
+    }
+
+    /// The current weights.
+    pub async fn get_routes(&self, cx: &RouteCx<'_>) -> Result<Routes, RouterError> {
+        match self {
+            Self::Kubernetes => Ok(kubernetes::get_routes(cx.canary)),
+            Self::Smi(r) => r.get_routes(cx).await,
+            Self::Unsupported(p) => Err(Self::unsupported(p)),
+        }
+    }
+
+    /// Applies weights.
+    pub async fn set_routes(&self, cx: &RouteCx<'_>, routes: Routes) -> Result<(), RouterError> {
+        match self {
+            Self::Kubernetes => Ok(()),
+            Self::Smi(r) => r.set_routes(cx, routes).await,
+            Self::Unsupported(p) => Err(Self::unsupported(p)),
+        }
+    }
+
+    /// Restores the routing a user had before the canary (revertOnDeletion).
+    pub async fn finalize(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
+        match self {
+            Self::Kubernetes => Ok(()),
+            Self::Smi(r) => r.finalize(cx).await,
+            Self::Unsupported(p) => Err(Self::unsupported(p)),
+        }
+    }
+}
