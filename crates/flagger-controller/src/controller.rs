@@ -1,14 +1,153 @@
-//! Being written.
+//! Runs the controller: watch caches, the reconcile loop and its background tasks.
 
-/// The controller stopped.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use flagger_api::Canary;
+use flagger_telemetry::metrics::OperatorMetrics;
+use flagger_webhooks::client::WebhookClient;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ListParams};
+use kube::runtime::Controller;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::Alerts;
+use crate::analysis::Analysis;
+use crate::cache::Caches;
+use crate::config::ControllerConfig;
+use crate::context::Context;
+use crate::events::EventRecorder;
+use crate::gate::WriteGate;
+use crate::reconcile::{error_policy, reconcile};
+
+/// The controller could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Not built yet.
-    #[error("not implemented")]
-    NotImplemented,
+    /// The Canary CRD is not installed (or cannot be listed).
+    #[error(
+        "cannot list canaries.flagger.app (is the CRD installed? `flagger crds | kubectl apply -f -`): {0}"
+    )]
+    Crd(#[source] kube::Error),
+    /// The webhook client cannot be built.
+    #[error(transparent)]
+    Webhooks(#[from] flagger_webhooks::client::BuildError),
+    /// The watch caches stopped before their first list.
+    #[error("the watch caches stopped before their first list")]
+    Caches,
 }
 
-/// Runs the operator.
-pub async fn run() -> Result<(), RunError> {
-    Err(RunError::NotImplemented)
+/// What the process hands the controller.
+pub struct Runtime {
+    /// The API client.
+    pub client: Client,
+    /// Settings.
+    pub config: ControllerConfig,
+    /// The leader gate.
+    pub gate: WriteGate,
+    /// Operator metrics.
+    pub metrics: OperatorMetrics,
+    /// Alert delivery.
+    pub alerts: Alerts,
+    /// Metric checks.
+    pub analysis: Analysis,
+}
+
+/// The canaries a Deployment event concerns: those whose target or primary it is.
+fn canaries_of(canaries: &kube::runtime::reflector::Store<Canary>, d: &Deployment) -> Vec<ObjectRef<Canary>> {
+    let ns = d.namespace();
+    let name = d.name_any();
+    canaries
+        .state()
+        .iter()
+        .filter(|c| c.namespace() == ns)
+        .filter(|c| {
+            let target = &c.spec.target_ref.name;
+            *target == name || name.strip_suffix("-primary") == Some(target.as_str())
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunError> {
+    let namespace = rt.config.namespace.clone();
+    let canary_api: Api<Canary> = match &namespace {
+        Some(ns) => Api::namespaced(rt.client.clone(), ns),
+        None => Api::all(rt.client.clone()),
+    };
+    canary_api
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(RunError::Crd)?;
+
+    let (caches, triggers) = Caches::start(&rt.client, namespace.as_deref(), &shutdown);
+    let webhooks = WebhookClient::new()?;
+    let recorder = EventRecorder::new(rt.client.clone(), &rt.config, webhooks.clone());
+    let ctx = Arc::new(Context::new(
+        rt.client.clone(),
+        rt.config.clone(),
+        caches.clone(),
+        rt.gate.clone(),
+        recorder,
+        rt.alerts,
+        rt.analysis,
+        webhooks,
+        rt.metrics.clone(),
+    ));
+
+    tokio::select! {
+        r = caches.wait_until_ready() => r.map_err(|_| RunError::Caches)?,
+        () = shutdown.cancelled() => return Ok(()),
+    }
+    tracing::info!("watch caches synced");
+
+    spawn_totals(
+        caches.clone(),
+        rt.metrics.clone(),
+        rt.config.control_loop_interval,
+        shutdown.clone(),
+    );
+
+    let store = caches.canaries.clone();
+    let stop = shutdown.clone();
+    Controller::for_stream(triggers.canaries, caches.canaries.clone())
+        .watches_stream(triggers.deployments, move |d| canaries_of(&store, &d))
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// Keeps `flagger_canary_total{namespace}` current from the cache, every control loop interval.
+fn spawn_totals(
+    caches: Caches,
+    metrics: OperatorMetrics,
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {
+                    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+                    for c in caches.canaries.state() {
+                        *totals.entry(c.namespace().unwrap_or_default()).or_default() += 1;
+                    }
+                    for (ns, n) in totals {
+                        metrics.set_total(&ns, n);
+                    }
+                }
+            }
+        }
+    });
 }

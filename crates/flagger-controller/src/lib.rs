@@ -28,4 +28,4 @@ pub mod reconcile;
 pub mod router;
 
 pub use config::ControllerConfig;
-pub use controller::{RunError, run};
+pub use controller::{RunError, Runtime, run};

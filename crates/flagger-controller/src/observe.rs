@@ -1,1 +1,261 @@
-//! Being written.
+//! **observe**: everything decide needs about one Canary, read from the watch caches.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use flagger_api::{Canary, CanaryPhase};
+use flagger_core::hash::{HashError, spec_hash};
+use flagger_core::machine::{self, Observed, Readiness, Routes, TargetRevision};
+use flagger_core::primary::{self, PrimaryError};
+use flagger_core::provider::{MeshProvider, UnknownProvider};
+use flagger_core::readiness;
+use flagger_core::validate::{ValidationContext, validate_canary};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::context::Context;
+use crate::router::{AnyRouter, RouteCx, RouterError};
+
+/// What observe found about one canary.
+pub struct Observation {
+    /// The Canary (the freshest known version).
+    pub canary: Arc<Canary>,
+    /// The target Deployment.
+    pub target: Arc<Deployment>,
+    /// The primary Deployment, if it exists.
+    pub primary: Option<Arc<Deployment>>,
+    /// The selector label key and the target's value for it.
+    pub selector: (String, String),
+    /// The provider in effect.
+    pub provider: MeshProvider,
+    /// Its router.
+    pub router: AnyRouter,
+    /// The target revision.
+    pub revision: TargetRevision,
+    /// Readiness of the primary.
+    pub primary_ready: Readiness,
+    /// Readiness of the target.
+    pub canary_ready: Readiness,
+    /// Current routes.
+    pub routes: Routes,
+    /// Whether the primary runs the target's template.
+    pub primary_runs_target: bool,
+}
+
+impl Observation {
+    /// The view decide takes.
+    pub fn observed(&self) -> Observed<'_> {
+        Observed {
+            canary: &self.canary,
+            target: self.revision.clone(),
+            primary: self.primary_ready.clone(),
+            canary_workload: self.canary_ready.clone(),
+            target_scaled_to_zero: self.target.spec.replicas == Some(0),
+            routes: self.routes,
+            provider: self.provider.clone(),
+            primary_runs_target: self.primary_runs_target,
+            last_tick: machine::last_tick(self.canary.status.as_ref()),
+        }
+    }
+
+    /// `<namespace>`.
+    pub fn namespace(&self) -> String {
+        self.canary.namespace().unwrap_or_default()
+    }
+}
+
+/// Why a canary cannot be looked at now. Each is reported as a Warning event and a log line.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// The spec is invalid.
+    #[error("invalid canary spec: {0}")]
+    Invalid(String),
+    /// The target kind is not supported by this build.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The target does not exist.
+    #[error("{kind} {name}.{namespace} not found")]
+    TargetNotFound {
+        /// `Deployment`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// The target has no usable selector label.
+    #[error(transparent)]
+    Selector(#[from] PrimaryError),
+    /// The target's template cannot be hashed.
+    #[error("hashing the target's pod template: {0}")]
+    Hash(#[from] HashError),
+    /// The provider is unknown.
+    #[error(transparent)]
+    Provider(#[from] UnknownProvider),
+    /// The router cannot report the weights.
+    #[error(transparent)]
+    Router(Box<RouterError>),
+}
+
+impl ObserveError {
+    /// Whether looking again later may help without a change of the Canary (a missing target may be
+    /// created; a router object may become readable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::TargetNotFound { .. } | Self::Selector(_) => true,
+            Self::Router(e) => e.is_transient(),
+            Self::Invalid(_) | Self::Unsupported(_) | Self::Hash(_) | Self::Provider(_) => false,
+        }
+    }
+
+    /// A stable, low-cardinality name for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_spec",
+            Self::Unsupported(_) => "unsupported",
+            Self::TargetNotFound { .. } => "target_not_found",
+            Self::Selector(_) => "selector",
+            Self::Hash(_) => "hash",
+            Self::Provider(_) => "provider",
+            Self::Router(_) => "router",
+        }
+    }
+}
+
+/// The provider of a canary: `spec.provider`, else `-mesh-provider`.
+pub fn provider(canary: &Canary, default: &MeshProvider) -> Result<MeshProvider, UnknownProvider> {
+    match canary.spec.provider.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => MeshProvider::parse(p),
+        None => Ok(default.clone()),
+    }
+}
+
+/// Checks the spec as Flagger's `verifyCanary` does (and more): every problem, joined.
+pub fn validate(ctx: &Context, canary: &Canary) -> Result<(), ObserveError> {
+    let vctx = ValidationContext {
+        mesh_provider: ctx.config.mesh_provider.clone(),
+        no_cross_namespace_refs: ctx.config.no_cross_namespace_refs,
+        default_namespace: canary.namespace().unwrap_or_default(),
+    };
+    validate_canary(canary, &vctx).map_err(|errors| {
+        ObserveError::Invalid(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    if canary.spec.target_ref.kind != "Deployment" {
+        return Err(ObserveError::Unsupported(format!(
+            "targetRef kind {} is not supported by this build of flagger-rs yet (Deployment is)",
+            canary.spec.target_ref.kind
+        )));
+    }
+    if canary.spec.autoscaler_ref.is_some() {
+        return Err(ObserveError::Unsupported(
+            "autoscalerRef is not supported by this build of flagger-rs yet".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads everything about `canary` from the caches.
+pub async fn observe(
+    ctx: &Context,
+    canary: Arc<Canary>,
+    now: Timestamp,
+) -> Result<Observation, ObserveError> {
+    let ns = canary.namespace().unwrap_or_default();
+    let target_name = canary.spec.target_ref.name.clone();
+    let target = ctx
+        .caches
+        .deployment(&ns, &target_name)
+        .ok_or_else(|| ObserveError::TargetNotFound {
+            kind: canary.spec.target_ref.kind.clone(),
+            name: target_name.clone(),
+            namespace: ns.clone(),
+        })?;
+    let selector = primary::selector_label(&target, &ctx.config.workload)?;
+    let provider = provider(&canary, &ctx.config.mesh_provider)?;
+    let router = AnyRouter::for_provider(&provider);
+
+    let primary_name = format!("{target_name}{}", primary::PRIMARY_SUFFIX);
+    let primary = ctx.caches.deployment(&ns, &primary_name);
+    let created_key = format!("Deployment/{ns}/{primary_name}");
+    if primary.is_some() {
+        ctx.cache_caught_up(&created_key);
+    }
+    let deadline = canary.progress_deadline_seconds();
+    let analysis = canary.analysis().cloned().unwrap_or_default();
+    let primary_ready = match &primary {
+        Some(p) => readiness::deployment(p, deadline, analysis.primary_ready_threshold(), now),
+        None => Readiness::NotReady {
+            message: format!(
+                "deployment {primary_name}.{ns} get query error: deployments.apps \"{primary_name}\" not found"
+            ),
+            retriable: true,
+        },
+    };
+    let canary_ready = readiness::deployment(&target, deadline, analysis.canary_ready_threshold(), now);
+    let template = &target.spec.template;
+    let revision = TargetRevision {
+        spec_hash: spec_hash(template)?,
+        configs: None,
+    };
+    let tracked = BTreeSet::new();
+    let primary_runs_target = match &primary {
+        Some(p) => primary::runs_target(p, &target, &ctx.config.workload, &tracked)?,
+        None => false,
+    };
+
+    let phase = canary.status.as_ref().map(|s| s.phase()).unwrap_or_default();
+    let routes = if provider == MeshProvider::Kubernetes {
+        Routes::PRIMARY
+    } else {
+        let cx = RouteCx {
+            client: &ctx.client,
+            caches: &ctx.caches,
+            canary: &canary,
+            gate: &ctx.gate,
+        };
+        match router.get_routes(&cx).await {
+            Ok(routes) => routes,
+            // Before the analysis the weights are not read; the routing object is created by this tick.
+            Err(_) if !uses_routes(phase) => Routes::PRIMARY,
+            Err(e) => return Err(e.into()),
+        }
+    };
+
+    Ok(Observation {
+        canary,
+        target,
+        primary,
+        selector,
+        provider,
+        router,
+        revision,
+        primary_ready,
+        canary_ready,
+        routes,
+        primary_runs_target,
+    })
+}
+
+/// Phases in which decide reads the router's weights.
+fn uses_routes(phase: CanaryPhase) -> bool {
+    matches!(
+        phase,
+        CanaryPhase::Progressing
+            | CanaryPhase::WaitingPromotion
+            | CanaryPhase::Promoting
+            | CanaryPhase::Finalising
+    )
+}
+
+impl From<RouterError> for ObserveError {
+    fn from(e: RouterError) -> Self {
+        Self::Router(Box::new(e))
+    }
+}

@@ -1,1 +1,138 @@
-//! Being written.
+//! One reconcile of one Canary: observe → decide → act.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flagger_api::Canary;
+use flagger_core::machine::{self, Answer, Answers, DecideError, Event, Request, Step};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use tracing::Instrument;
+
+use crate::act::{self, ApplyError};
+use crate::context::Context;
+use crate::hooks;
+use crate::observe::{self, ObserveError};
+
+/// How soon a reconcile that failed on a write is retried.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// A reconcile failed; it is retried (see [`error_policy`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// decide was answered out of order (a bug).
+    #[error(transparent)]
+    Decide(#[from] DecideError),
+    /// Applying the plan failed part way.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+impl ReconcileError {
+    /// A stable, low-cardinality name for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Decide(_) => "decide",
+            Self::Apply(e) => e.category(),
+        }
+    }
+}
+
+/// Reconciles one Canary.
+pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let canary = ctx.freshest(canary);
+    let span =
+        flagger_telemetry::logging::canary_span(&canary.name_any(), &canary.namespace().unwrap_or_default());
+    reconcile_canary(canary, &ctx).instrument(span).await
+}
+
+async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, ReconcileError> {
+    if canary.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let interval = canary.analysis_interval();
+    let now = Timestamp::now();
+    let obs = match observe::validate(ctx, &canary) {
+        Ok(()) => observe::observe(ctx, canary.clone(), now).await,
+        Err(e) => Err(e),
+    };
+    let obs = match obs {
+        Ok(obs) => obs,
+        Err(e) => {
+            report(ctx, &canary, &e).await;
+            return Ok(if e.is_transient() {
+                Action::requeue(interval)
+            } else {
+                Action::await_change()
+            });
+        }
+    };
+    ctx.should_report(&ObjectRef::from_obj(canary.as_ref()), None);
+
+    let observed = obs.observed();
+    let mut answers = Answers::default();
+    let mut timer = None;
+    let plan = loop {
+        match machine::decide(&observed, &answers, now)? {
+            Step::Done(plan) => break plan,
+            Step::Need(request) => {
+                timer.get_or_insert_with(|| {
+                    ctx.metrics
+                        .start_timer(&canary.name_any(), &canary.namespace().unwrap_or_default())
+                });
+                let answer = match request {
+                    Request::Webhook { index, phase, .. } => {
+                        Answer::Webhook(hooks::call(ctx, &canary, index, phase).await)
+                    }
+                    Request::Metrics => Answer::Metrics(ctx.analysis.run(&canary, &ctx.caches).await),
+                };
+                answers.push(answer);
+            }
+        }
+    };
+    drop(timer);
+
+    act::apply(ctx, &obs, &plan).await?;
+
+    let name = canary.name_any();
+    let ns = obs.namespace();
+    let status = plan.status.as_ref().or(canary.status.as_ref());
+    if let Some(status) = status {
+        ctx.metrics.set_status(&name, &ns, status.phase());
+        let weight = i64::from(status.canary_weight());
+        ctx.metrics
+            .set_weight(&canary.spec.target_ref.name, &ns, 100 - weight, weight);
+    }
+    Ok(plan
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Reports a canary that cannot be reconciled: a log line always, a Warning event when the problem is new.
+async fn report(ctx: &Context, canary: &Canary, error: &ObserveError) {
+    let message = error.to_string();
+    tracing::error!(reason = error.category(), "{message}");
+    ctx.metrics.inc_reconcile_error(error.category());
+    if ctx.should_report(&ObjectRef::from_obj(canary), Some(&message)) {
+        ctx.recorder
+            .record(canary, &Event::warning(message), &ctx.gate)
+            .await;
+    }
+}
+
+/// What to do after a failed reconcile: count it, log it and retry soon (a lost leadership is not
+/// retried: the process is stopping).
+pub fn error_policy(canary: Arc<Canary>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    ctx.metrics.inc_reconcile_error(error.category());
+    tracing::warn!(
+        canary = %format!("{}.{}", canary.name_any(), canary.namespace().unwrap_or_default()),
+        error = %error,
+        "reconcile failed"
+    );
+    match error {
+        ReconcileError::Apply(ApplyError::NotLeader(_)) => Action::await_change(),
+        _ => Action::requeue(RETRY_AFTER.min(canary.analysis_interval())),
+    }
+}

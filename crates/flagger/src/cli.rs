@@ -328,6 +328,18 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "NAMESPACE", default_value = "kube-system")]
     pub leader_election_namespace: String,
 
+    /// flagger-rs: how long the leader Lease is valid after its last renewal (Flagger: 60s, fixed).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
+
+    /// flagger-rs: how long the leader keeps trying to renew before it gives up (Flagger: 15s, fixed).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_renew_deadline: Duration,
+
+    /// flagger-rs: how often candidates try to acquire the Lease and the leader renews it (Flagger: 5s).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub leader_election_retry_period: Duration,
+
     /// Track the ConfigMaps and Secrets a target uses: a change starts an analysis and they are copied
     /// for the primary.
     #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, require_equals = true,

@@ -41,6 +41,22 @@ pub struct Settings {
     pub event_webhook: Option<String>,
     pub notifier: GlobalNotifier,
     pub no_cross_namespace_refs: bool,
+    /// `-kubeconfig` (`None`: `$KUBECONFIG`, `~/.kube/config` or the in-cluster account).
+    pub kubeconfig: Option<String>,
+    /// `-master`: overrides the API server address of the kubeconfig.
+    pub master: Option<String>,
+    /// `-cluster-name`, shown in alerts.
+    pub cluster_name: String,
+    /// Lease duration, renew deadline and retry period of leader election.
+    pub lease_timings: LeaseTimings,
+}
+
+/// The timings of leader election (`-leader-election-*` flags, flagger-rs extensions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseTimings {
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
 }
 
 fn check_url(errors: &mut Vec<String>, flag: &str, env: Option<&str>, value: &str) {
@@ -198,6 +214,21 @@ impl Settings {
                 .unwrap_or_else(|| flags.leader_election_namespace.clone())
         });
 
+        let lease_timings = LeaseTimings {
+            lease_duration: flags.leader_election_lease_duration,
+            renew_deadline: flags.leader_election_renew_deadline,
+            retry_period: flags.leader_election_retry_period,
+        };
+        if lease_timings.retry_period.is_zero()
+            || lease_timings.renew_deadline <= lease_timings.retry_period
+            || lease_timings.lease_duration <= lease_timings.renew_deadline
+        {
+            errors.push(format!(
+                "-leader-election-*: need 0 < retry period ({:?}) < renew deadline ({:?}) < lease duration ({:?})",
+                lease_timings.retry_period, lease_timings.renew_deadline, lease_timings.lease_duration
+            ));
+        }
+
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -217,6 +248,10 @@ impl Settings {
             event_webhook: Some(event_webhook).filter(|w| !w.is_empty()),
             notifier,
             no_cross_namespace_refs: flags.no_cross_namespace_refs,
+            kubeconfig: Some(flags.kubeconfig.clone()).filter(|k| !k.is_empty()),
+            master: Some(flags.master.clone()).filter(|m| !m.is_empty()),
+            cluster_name: flags.cluster_name.clone(),
+            lease_timings,
         })
     }
 }

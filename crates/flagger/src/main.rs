@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod run;
 mod validate;
 
 use std::{io::Write, process::ExitCode};
@@ -10,7 +11,7 @@ use clap::Parser;
 
 use crate::{
     cli::{ArgError, Cli, Command},
-    config::{GlobalNotifier, Settings},
+    config::Settings,
 };
 
 /// flagger-rs's version and the Flagger release it replaces.
@@ -63,63 +64,5 @@ fn run(flags: &cli::Flags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!("flagger-rs {VERSION}: configuration is valid");
-    eprintln!("  mesh provider:          {}", settings.mesh_provider);
-    eprintln!("  metrics server:         {}", settings.metrics_server);
-    eprintln!(
-        "  watching:               {}",
-        settings
-            .namespace
-            .as_deref()
-            .map_or("all namespaces".to_owned(), |ns| format!("namespace {ns}"))
-    );
-    eprintln!("  control loop interval:  {:?}", settings.control_loop_interval);
-    eprintln!("  workers:                {}", settings.threadiness);
-    eprintln!("  HTTP server port:       {}", settings.port);
-    eprintln!(
-        "  log level / encoding:   {} / {}",
-        settings.log_level, settings.zap_encoding
-    );
-    eprintln!(
-        "  selector labels:        {}",
-        settings.selector_labels.join(", ")
-    );
-    eprintln!(
-        "  leader election:        {}",
-        settings
-            .leader_election_namespace
-            .as_deref()
-            .map_or("off".to_owned(), |ns| format!("on, Lease in {ns}"))
-    );
-    eprintln!(
-        "  config tracking:        {}",
-        if settings.enable_config_tracking {
-            "on"
-        } else {
-            "off"
-        }
-    );
-    eprintln!(
-        "  cross-namespace refs:   {}",
-        if settings.no_cross_namespace_refs {
-            "blocked"
-        } else {
-            "allowed"
-        }
-    );
-    let notifier = match &settings.notifier {
-        GlobalNotifier::None => "none".to_owned(),
-        GlobalNotifier::Slack { channel, .. } => format!("Slack, channel {channel}"),
-        GlobalNotifier::MsTeams { .. } => "Microsoft Teams".to_owned(),
-    };
-    eprintln!("  global notifier:        {notifier}");
-    eprintln!(
-        "  event webhook:          {}",
-        settings.event_webhook.as_deref().unwrap_or("none")
-    );
-    eprintln!(
-        "error: the controller is not implemented in this build of flagger-rs yet; nothing was started. \
-         Available now: `flagger crds` and `flagger validate FILE...`."
-    );
-    ExitCode::FAILURE
+    run::run(settings, VERSION)
 }
