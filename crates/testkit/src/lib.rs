@@ -4,8 +4,10 @@
 //! `cargo xtask test`, which starts it). Nothing here skips a test when the environment is missing: it fails
 //! with a message that says how to start it.
 
+pub mod hooks;
 pub mod kube;
 pub mod load;
+pub mod operator;
 pub mod prometheus;
 pub mod testapp;
 

@@ -1,0 +1,7 @@
+//! Release scenarios on the local control plane: each test starts its own operator process (`flagger run
+//! -namespace=<its namespace>`), so they run in parallel in this one test binary. Analysis intervals are
+//! Flagger's minimum (10s), so a release takes one to two minutes.
+#![allow(dead_code, clippy::unwrap_used)]
+
+mod blue_green;
+mod support;

@@ -1,0 +1,218 @@
+//! Scenario test support: a namespace with Flagger's CRDs, the `podinfo` target, an operator process and
+//! a recorder of every version of the Canary's status.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use flagger_api::{Canary, CanaryPhase};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::watcher;
+use testkit::TestNamespace;
+use testkit::kube::{apply_yaml, install_crds, wait_for};
+use testkit::operator::Operator;
+
+/// The `flagger` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_flagger");
+
+/// How long a whole release may take on a busy 2-core machine.
+pub const RELEASE: Duration = Duration::from_secs(120);
+
+/// A namespace with the CRDs installed.
+pub async fn namespace(prefix: &str) -> TestNamespace {
+    let ns = TestNamespace::new(prefix).await.unwrap();
+    install_crds(&ns.client, &flagger_api::crds()).await.unwrap();
+    ns
+}
+
+/// The target: Deployment `podinfo` (label `app: podinfo`, 2 replicas) running `image`.
+pub async fn deploy_podinfo(ns: &TestNamespace, image: &str) {
+    apply_yaml(
+        &ns.client,
+        &ns.name,
+        &format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: podinfo
+  labels: {{app: podinfo}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: podinfo}}
+  template:
+    metadata:
+      labels: {{app: podinfo}}
+    spec:
+      containers:
+      - name: podinfod
+        image: {image}
+        ports: [{{containerPort: 9898, name: http}}]
+"#
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+/// Changes the target's image (a new revision).
+pub async fn set_image(ns: &TestNamespace, image: &str) {
+    let api: Api<Deployment> = ns.api();
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "podinfod", "image": image}]}}}});
+    api.patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+}
+
+/// The image of a Deployment's first container.
+pub fn image_of(d: &Deployment) -> String {
+    d.spec.template.spec.as_ref().unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap_or_default()
+}
+
+/// Applies a Canary manifest.
+pub async fn apply_canary(ns: &TestNamespace, yaml: &str) {
+    apply_yaml(&ns.client, &ns.name, yaml).await.unwrap();
+}
+
+/// Starts an operator for the namespace with the `kubernetes` provider unless `args` says otherwise.
+pub async fn operator(ns: &TestNamespace, args: &[&str]) -> Operator {
+    Operator::start(std::path::Path::new(BIN), &ns.name, args)
+        .await
+        .unwrap()
+}
+
+/// One observed version of the Canary's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub phase: CanaryPhase,
+    pub weight: i32,
+    pub iterations: i32,
+    pub failed_checks: i32,
+}
+
+/// Records every distinct status of one Canary, from a watch.
+#[derive(Clone, Default)]
+pub struct History(Arc<Mutex<Vec<Seen>>>);
+
+impl History {
+    /// Starts watching `name` in the namespace.
+    pub fn record(ns: &TestNamespace, name: &str) -> Self {
+        let history = Self::default();
+        let api: Api<Canary> = ns.api();
+        let h = history.clone();
+        let mut stream = watcher::watch_object(api, name).boxed();
+        tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                let Ok(Some(canary)) = item else { continue };
+                let Some(s) = canary.status else { continue };
+                let seen = Seen {
+                    phase: s.phase(),
+                    weight: s.canary_weight(),
+                    iterations: s.iterations(),
+                    failed_checks: s.failed_checks(),
+                };
+                let mut all = h.0.lock().unwrap();
+                if all.last() != Some(&seen) {
+                    all.push(seen);
+                }
+            }
+        });
+        history
+    }
+
+    /// Everything seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The distinct phases in the order they were first entered after each other (repeats collapsed).
+    pub fn phases(&self) -> Vec<CanaryPhase> {
+        let mut out: Vec<CanaryPhase> = Vec::new();
+        for s in self.seen() {
+            if out.last() != Some(&s.phase) {
+                out.push(s.phase);
+            }
+        }
+        out
+    }
+
+    /// The canary weights seen in order (repeats collapsed).
+    pub fn weights(&self) -> Vec<i32> {
+        let mut out: Vec<i32> = Vec::new();
+        for s in self.seen() {
+            if out.last() != Some(&s.weight) {
+                out.push(s.weight);
+            }
+        }
+        out
+    }
+}
+
+/// Waits until the Canary is in `phase`.
+pub async fn wait_phase(ns: &TestNamespace, name: &str, phase: CanaryPhase, timeout: Duration) -> Canary {
+    let api: Api<Canary> = ns.api();
+    wait_for(&api, name, &format!("phase {phase:?}"), timeout, |c: &Canary| {
+        c.status.as_ref().is_some_and(|s| s.phase() == phase)
+    })
+    .await
+    .unwrap()
+}
+
+/// The Events recorded on the Canary, as `(type, message)`, oldest first.
+pub async fn events(ns: &TestNamespace, name: &str) -> Vec<(String, String)> {
+    let api: Api<Event> = ns.api();
+    let mut list = api
+        .list(
+            &ListParams::default().fields(&format!("involvedObject.name={name},involvedObject.kind=Canary")),
+        )
+        .await
+        .unwrap()
+        .items;
+    list.sort_by_key(|e| {
+        (
+            e.first_timestamp.clone().map(|t| t.0),
+            e.metadata.creation_timestamp.clone().map(|t| t.0),
+        )
+    });
+    list.into_iter()
+        .map(|e| (e.type_.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
+/// Waits until an Event with exactly `message` was recorded on the Canary.
+pub async fn wait_event(ns: &TestNamespace, name: &str, message: &str, timeout: Duration) -> Result<()> {
+    testkit::kube::poll(&format!("event {message:?}"), timeout, || async {
+        let all = events(ns, name).await;
+        Ok(if all.iter().any(|(_, m)| m == message) {
+            Ok(())
+        } else {
+            Err(all)
+        })
+    })
+    .await
+}
+
+/// A Service's selector.
+pub async fn selector(ns: &TestNamespace, name: &str) -> std::collections::BTreeMap<String, String> {
+    let api: Api<Service> = ns.api();
+    api.get(name)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .selector
+        .unwrap_or_default()
+}
+
+/// A Deployment.
+pub async fn deployment(ns: &TestNamespace, name: &str) -> Deployment {
+    let api: Api<Deployment> = ns.api();
+    api.get(name).await.unwrap()
+}
