@@ -23,6 +23,9 @@ use crate::events::EventRecorder;
 use crate::gate::WriteGate;
 use crate::reconcile::{error_policy, reconcile};
 
+/// How long in-flight reconciles may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The controller could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -113,7 +116,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
 
     let store = caches.canaries.clone();
     let stop = shutdown.clone();
-    Controller::for_stream(triggers.canaries, caches.canaries.clone())
+    let controller = Controller::for_stream(triggers.canaries, caches.canaries.clone())
         .watches_stream(triggers.deployments, move |d| canaries_of(&store, &d))
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx)
@@ -121,8 +124,18 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller");
             }
-        })
-        .await;
+        });
+    let mut controller = std::pin::pin!(controller);
+    tokio::select! {
+        () = &mut controller => {}
+        () = shutdown.cancelled() => {
+            // Let reconciles in flight finish (their writes are still gated on leadership); requeues
+            // scheduled for later are dropped: a restarted operator derives them from the status again.
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut controller).await.is_err() {
+                tracing::info!("stopping with reconciles still running after {SHUTDOWN_GRACE:?}");
+            }
+        }
+    }
     Ok(())
 }
 

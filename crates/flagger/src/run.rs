@@ -29,6 +29,9 @@ use crate::config::{GlobalNotifier, Settings};
 /// The process's exit status for a lost lease (Flagger exits 1).
 const LOST_LEASE: u8 = 1;
 
+/// How long open HTTP connections may delay the exit.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs the operator until SIGTERM/SIGINT or a lost lease.
 pub fn run(settings: Settings, version: &str) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -164,7 +167,10 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
 
     let identity = flagger_leader::default_identity();
     let (gate, leader) = match &settings.leader_election_namespace {
-        None => (WriteGate::open(), None),
+        None => {
+            metrics.set_leader(true);
+            (WriteGate::open(), None)
+        }
         Some(ns) => {
             let t = settings.lease_timings;
             let config = LeaderElectionConfig::flagger(ns.clone())
@@ -189,8 +195,10 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
     if let Some(handle) = &leader {
         let lost = handle.lost();
         let stop = shutdown.clone();
+        let leader_metric = metrics.clone();
         tokio::spawn(async move {
             lost.cancelled().await;
+            leader_metric.set_leader(false);
             stop.cancel();
         });
     }
@@ -208,6 +216,7 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
         analysis,
     };
     let result = flagger_controller::run(rt, shutdown.clone()).await;
+    tracing::info!("Controller stopped");
     shutdown.cancel();
     readiness.set_ready(false);
     let mut code = match result {
@@ -229,6 +238,10 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
             tracing::error!("Leader election lost");
         }
     }
-    let _ = http.await;
+    // Open keep-alive connections (a scraper) must not keep the process alive.
+    if tokio::time::timeout(HTTP_GRACE, http).await.is_err() {
+        tracing::debug!("HTTP connections still open after {HTTP_GRACE:?}; closing them");
+    }
+    tracing::info!("Stopped");
     code
 }

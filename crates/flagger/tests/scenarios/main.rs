@@ -4,4 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 mod blue_green;
+mod gates;
+mod leader;
+mod revision;
+mod rollback;
 mod support;

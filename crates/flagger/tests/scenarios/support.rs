@@ -216,3 +216,45 @@ pub async fn deployment(ns: &TestNamespace, name: &str) -> Deployment {
     let api: Api<Deployment> = ns.api();
     api.get(name).await.unwrap()
 }
+
+/// A Canary `podinfo` for the `podinfo` Deployment on port 9898, with `provider` and the `analysis`
+/// block given as YAML lines (indented by four spaces in the result).
+pub fn canary_yaml(provider: &str, analysis: &str) -> String {
+    let analysis: String = analysis
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("    {}\n", l.trim_end()))
+        .collect();
+    format!(
+        "apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+spec:
+  provider: {provider}
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
+  service: {{port: 9898}}
+  analysis:
+{analysis}"
+    )
+}
+
+/// `podinfo.<namespace>`, as Flagger's messages name the canary and its target.
+pub fn dotted(ns: &TestNamespace) -> String {
+    format!("podinfo.{}", ns.name)
+}
+
+/// Waits until `check` holds for the Canary's status.
+pub async fn wait_status(
+    ns: &TestNamespace,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&flagger_api::CanaryStatus) -> bool,
+) -> Canary {
+    let api: Api<Canary> = ns.api();
+    wait_for(&api, "podinfo", what, timeout, |c: &Canary| {
+        c.status.as_ref().is_some_and(&check)
+    })
+    .await
+    .unwrap()
+}
