@@ -56,6 +56,8 @@ pub struct Runtime {
     pub alerts: Alerts,
     /// Metric checks.
     pub analysis: Analysis,
+    /// Set ready once the watch caches are synced.
+    pub readiness: flagger_telemetry::http::Readiness,
 }
 
 /// The canaries a Deployment event concerns: those whose target or primary it is.
@@ -106,6 +108,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
         () = shutdown.cancelled() => return Ok(()),
     }
     tracing::info!("watch caches synced");
+    rt.readiness.set_ready(true);
 
     spawn_totals(
         caches.clone(),

@@ -206,7 +206,6 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
     let config = controller_config(&settings, &identity);
     let analysis = Analysis::default();
     let alerts = Alerts::default();
-    readiness.set_ready(true);
     let rt = Runtime {
         client,
         config,
@@ -214,6 +213,7 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
         metrics: metrics.clone(),
         alerts,
         analysis,
+        readiness: readiness.clone(),
     };
     let result = flagger_controller::run(rt, shutdown.clone()).await;
     tracing::info!("Controller stopped");
