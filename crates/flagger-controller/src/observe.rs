@@ -109,6 +109,19 @@ impl ObserveError {
         }
     }
 
+    /// The reason of the `Valid=False` condition.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "InvalidSpec",
+            Self::Unsupported(_) => "Unsupported",
+            Self::TargetNotFound { .. } => "TargetNotFound",
+            Self::Selector(_) => "NoSelectorLabel",
+            Self::Hash(_) => "HashError",
+            Self::Provider(_) => "UnknownProvider",
+            Self::Router(_) => "RouterError",
+        }
+    }
+
     /// A stable, low-cardinality name for metrics.
     pub fn category(&self) -> &'static str {
         match self {

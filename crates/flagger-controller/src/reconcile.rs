@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flagger_api::Canary;
+use flagger_api::{Canary, CanaryCondition, ConditionStatus};
 use flagger_core::machine::{self, Answer, Answers, DecideError, Event, Request, Step};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
@@ -70,6 +71,11 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
         }
     };
     ctx.should_report(&ObjectRef::from_obj(canary.as_ref()), None);
+    let canary = clear_valid_condition(ctx, canary).await?;
+    let obs = observe::Observation {
+        canary: canary.clone(),
+        ..obs
+    };
 
     let observed = obs.observed();
     let mut answers = Answers::default();
@@ -110,16 +116,74 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
         .map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Reports a canary that cannot be reconciled: a log line always, a Warning event when the problem is new.
+/// The condition flagger-rs adds to a Canary it cannot reconcile: `Valid=False` with the reason and the
+/// problem. The state machine's `Promoted` condition is kept next to it.
+pub const VALID_CONDITION: &str = "Valid";
+
+/// Reports a canary that cannot be reconciled: a log line always; a Warning event and the `Valid=False`
+/// condition when the problem is new.
 async fn report(ctx: &Context, canary: &Canary, error: &ObserveError) {
     let message = error.to_string();
     tracing::error!(reason = error.category(), "{message}");
     ctx.metrics.inc_reconcile_error(error.category());
-    if ctx.should_report(&ObjectRef::from_obj(canary), Some(&message)) {
-        ctx.recorder
-            .record(canary, &Event::warning(message), &ctx.gate)
-            .await;
+    if !ctx.should_report(&ObjectRef::from_obj(canary), Some(&message)) {
+        return;
     }
+    ctx.recorder
+        .record(canary, &Event::warning(message.clone()), &ctx.gate)
+        .await;
+    let current = canary.status.as_ref().and_then(|s| s.condition(VALID_CONDITION));
+    if current.is_some_and(|c| c.reason == error.reason() && c.message.as_deref() == Some(message.as_str())) {
+        return;
+    }
+    let now = Time(Timestamp::now());
+    let mut conditions: Vec<CanaryCondition> = canary
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_ != VALID_CONDITION)
+        .collect();
+    conditions.push(CanaryCondition {
+        type_: VALID_CONDITION.to_string(),
+        status: ConditionStatus::False,
+        last_update_time: Some(now.clone()),
+        last_transition_time: Some(
+            current
+                .and_then(|c| c.last_transition_time.clone())
+                .unwrap_or(now),
+        ),
+        reason: error.reason().to_string(),
+        message: Some(message),
+    });
+    if ctx.gate.check().is_err() {
+        return;
+    }
+    match flagger_k8s::patch_canary_conditions(&ctx.client, canary, Some(&conditions)).await {
+        Ok(updated) => ctx.remember_write(canary.resource_version(), updated),
+        Err(e) => tracing::warn!(error = %e, "writing the Valid condition"),
+    }
+}
+
+/// Removes a `Valid=False` condition left from an earlier problem; returns the Canary as it now is.
+async fn clear_valid_condition(ctx: &Context, canary: Arc<Canary>) -> Result<Arc<Canary>, ApplyError> {
+    let Some(conditions) = canary.status.as_ref().and_then(|s| s.conditions.as_ref()) else {
+        return Ok(canary);
+    };
+    if !conditions.iter().any(|c| c.type_ == VALID_CONDITION) {
+        return Ok(canary);
+    }
+    let rest: Vec<CanaryCondition> = conditions
+        .iter()
+        .filter(|c| c.type_ != VALID_CONDITION)
+        .cloned()
+        .collect();
+    ctx.gate.check()?;
+    let rest = (!rest.is_empty()).then_some(rest);
+    let updated = flagger_k8s::patch_canary_conditions(&ctx.client, &canary, rest.as_deref()).await?;
+    ctx.remember_write(canary.resource_version(), updated.clone());
+    Ok(Arc::new(updated))
 }
 
 /// What to do after a failed reconcile: count it, log it and retry soon (a lost leadership is not

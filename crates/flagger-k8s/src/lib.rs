@@ -146,3 +146,22 @@ pub async fn patch_canary_status(
         .await
         .map_err(act_error::<Canary>("update status of", &ns, &name))
 }
+
+/// Replaces the Canary's `status.conditions` (`None` removes the field), guarded by the resourceVersion of
+/// `canary` like [`patch_canary_status`]. Used for conditions the state machine does not manage.
+pub async fn patch_canary_conditions(
+    client: &Client,
+    canary: &Canary,
+    conditions: Option<&[flagger_api::CanaryCondition]>,
+) -> Result<Canary, ActError> {
+    let ns = canary.namespace().unwrap_or_default();
+    let name = canary.name_any();
+    let api: Api<Canary> = Api::namespaced(client.clone(), &ns);
+    let mut patch = json!({"status": {"conditions": conditions}});
+    if let Some(rv) = canary.resource_version() {
+        patch["metadata"] = json!({"resourceVersion": rv});
+    }
+    api.patch_status(&name, &manager(managers::STATUS), &Patch::Merge(&patch))
+        .await
+        .map_err(act_error::<Canary>("update conditions of", &ns, &name))
+}

@@ -6,6 +6,7 @@
 mod blue_green;
 mod gates;
 mod leader;
+mod problems;
 mod revision;
 mod rollback;
 mod support;
