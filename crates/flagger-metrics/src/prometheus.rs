@@ -21,7 +21,7 @@ pub const ONLINE_QUERY: &str = "vector(1)";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Credentials for Prometheus, from the template's Secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum PrometheusAuth {
     /// `Authorization: Bearer <token>` (Secret key `token`).
     Bearer(String),
@@ -62,8 +62,8 @@ impl PrometheusAuth {
     }
 }
 
-/// How to reach a Prometheus server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How to reach a Prometheus server. Hashable, so callers can keep one client per configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PrometheusConfig {
     /// Base URL, e.g. `http://prometheus.monitoring:9090` (a path prefix is kept).
     pub address: String,
@@ -439,5 +439,36 @@ mod tests {
                 .to_string()
                 .contains("not http or https")
         );
+    }
+
+    #[test]
+    fn configs_key_a_map_by_every_field() {
+        use std::collections::HashMap;
+        let base = PrometheusConfig::new("http://prom:9090");
+        let with = |f: &dyn Fn(&mut PrometheusConfig)| {
+            let mut c = base.clone();
+            f(&mut c);
+            c
+        };
+        let variants = [
+            base.clone(),
+            with(&|c| c.address = "http://other:9090".into()),
+            with(&|c| c.auth = Some(PrometheusAuth::Bearer("a".into()))),
+            with(&|c| c.auth = Some(PrometheusAuth::Bearer("b".into()))),
+            with(&|c| {
+                c.auth = Some(PrometheusAuth::Basic {
+                    username: "u".into(),
+                    password: "p".into(),
+                });
+            }),
+            with(&|c| {
+                c.headers.insert("X-Scope".into(), vec!["1".into()]);
+            }),
+            with(&|c| c.insecure_skip_verify = true),
+            with(&|c| c.timeout = Duration::from_secs(1)),
+        ];
+        let map: HashMap<PrometheusConfig, usize> = variants.iter().cloned().zip(0..).collect();
+        assert_eq!(map.len(), variants.len(), "every field takes part in the key");
+        assert_eq!(map.get(&PrometheusConfig::new("http://prom:9090")), Some(&0));
     }
 }
