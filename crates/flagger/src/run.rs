@@ -204,7 +204,18 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
     }
 
     let config = controller_config(&settings, &identity);
-    let analysis = Analysis::default();
+    let analysis = match Analysis::new(
+        client.clone(),
+        config.mesh_provider.clone(),
+        config.metrics_server.clone(),
+        metrics.clone(),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let alerts = Alerts::default();
     let rt = Runtime {
         client,
