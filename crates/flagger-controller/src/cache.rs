@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use flagger_api::{AlertProvider, Canary, MetricTemplate};
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -71,7 +71,8 @@ struct DynamicCaches {
     client: Client,
     namespace: Option<String>,
     shutdown: CancellationToken,
-    stores: Mutex<HashMap<String, Store<DynamicObject>>>,
+    /// The store of each kind, and whether a first wait for its list already timed out once.
+    stores: Mutex<HashMap<String, (Store<DynamicObject>, bool)>>,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -204,7 +205,18 @@ impl Caches {
                 .stores
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(store) = stores.get(&key) {
+            if let Some((store, timed_out)) = stores.get(&key) {
+                if *timed_out {
+                    // Do not wait again on every call for a kind that did not list (a missing CRD): answer
+                    // from the watch's current state; it keeps retrying in the background.
+                    return match store.wait_until_ready().now_or_never() {
+                        Some(Ok(())) => Ok(store.clone()),
+                        _ => Err(CacheError::NotSynced {
+                            kind: key,
+                            timeout: DYNAMIC_SYNC_TIMEOUT,
+                        }),
+                    };
+                }
                 store.clone()
             } else {
                 let d = &self.dynamic;
@@ -219,16 +231,27 @@ impl Caches {
                         .default_backoff()
                         .touched_objects();
                 spawn_drain(stream, d.shutdown.clone());
-                stores.insert(key.clone(), reader.clone());
+                stores.insert(key.clone(), (reader.clone(), false));
                 reader
             }
         };
         match tokio::time::timeout(DYNAMIC_SYNC_TIMEOUT, store.wait_until_ready()).await {
             Ok(Ok(())) => Ok(store),
-            _ => Err(CacheError::NotSynced {
-                kind: key,
-                timeout: DYNAMIC_SYNC_TIMEOUT,
-            }),
+            _ => {
+                if let Some(entry) = self
+                    .dynamic
+                    .stores
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_mut(&key)
+                {
+                    entry.1 = true;
+                }
+                Err(CacheError::NotSynced {
+                    kind: key,
+                    timeout: DYNAMIC_SYNC_TIMEOUT,
+                })
+            }
         }
     }
 }
