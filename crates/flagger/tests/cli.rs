@@ -133,22 +133,23 @@ fn help_is_written_for_users() {
 }
 
 #[test]
-fn run_checks_the_configuration_and_refuses_to_pretend() {
+fn run_without_a_usable_kubeconfig_exits_1_with_the_reason() {
     // No subcommand means run, as with Flagger's chart.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
     let out = flagger(&[
         "-mesh-provider=linkerd",
-        "-metrics-server=http://prometheus.linkerd:9090",
-        "-threadiness=4",
+        "-kubeconfig=/nonexistent/kubeconfig",
+        &format!("-port={port}"),
+        "-zap-encoding=console",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.contains("mesh provider:          linkerd"), "{err}");
-    assert!(err.contains("workers:                4"), "{err}");
-    assert!(
-        err.contains("the controller is not implemented in this build"),
-        "{err}"
-    );
-    assert_eq!(flagger(&["run"]).status.code(), Some(1));
+    let log = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(log.contains("Starting flagger-rs"), "{log}");
+    assert!(log.contains("Error building kubeconfig"), "{log}");
+    assert!(log.contains("/nonexistent/kubeconfig"), "{log}");
 }
 
 #[test]
