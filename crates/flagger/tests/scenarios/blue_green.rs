@@ -138,5 +138,38 @@ spec:
             .await
             .unwrap();
     }
+
+    // Idle: a reconcile of a Succeeded canary (triggered by a metadata change) writes nothing.
+    let versions = || async {
+        let mut v = Vec::new();
+        for svc in ["podinfo", "podinfo-primary", "podinfo-canary"] {
+            let api: kube::api::Api<k8s_openapi::api::core::v1::Service> = ns.api();
+            v.push(api.get(svc).await.unwrap().metadata.resource_version);
+        }
+        for d in ["podinfo", "podinfo-primary"] {
+            v.push(deployment(&ns, d).await.metadata.resource_version);
+        }
+        let api: kube::api::Api<flagger_api::Canary> = ns.api();
+        v.push(Some(format!("{:?}", api.get("podinfo").await.unwrap().status)));
+        v
+    };
+    let before = versions().await;
+    let reconciles = || op.logs().matches("\"reconciled\"").count();
+    let count = reconciles();
+    let api: kube::api::Api<flagger_api::Canary> = ns.api();
+    let note = serde_json::json!({"metadata": {"annotations": {"test/touch": "1"}}});
+    api.patch(
+        "podinfo",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&note),
+    )
+    .await
+    .unwrap();
+    testkit::kube::poll("a reconcile after the touch", Duration::from_secs(10), || async {
+        Ok(if reconciles() > count { Ok(()) } else { Err(count) })
+    })
+    .await
+    .unwrap();
+    assert_eq!(versions().await, before, "an idle reconcile wrote something");
     drop(op);
 }
