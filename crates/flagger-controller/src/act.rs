@@ -252,7 +252,10 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                 written = Some(write_status(ctx, canary, plan).await?);
             }
             Action::Event(event) => ctx.recorder.record(canary, event, &ctx.gate).await,
-            Action::Alert(alert) => ctx.alerts.send(canary, alert, &ctx.caches).await,
+            Action::Alert(alert) => {
+                ctx.gate.check()?;
+                ctx.alerts.send(canary, alert, &ctx.caches).await;
+            }
             Action::RunPostRolloutHooks { phase } => {
                 let hooks: Vec<_> = canary
                     .analysis()

@@ -15,7 +15,7 @@ use flagger_controller::gate::WriteGate;
 use flagger_controller::{ControllerConfig, Runtime};
 use flagger_core::primary::WorkloadOptions;
 use flagger_leader::{LeaderElection, LeaderElectionConfig, Outcome};
-use flagger_notify::{GlobalNotifierSettings, NotifierConfig};
+use flagger_notify::{AlertSender, GlobalNotifierSettings, NotifierConfig, SenderConfig};
 use flagger_telemetry::http::Readiness;
 use flagger_telemetry::logging::{self, LogFormat, LogLevel};
 use flagger_telemetry::metrics::OperatorMetrics;
@@ -216,7 +216,8 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let alerts = Alerts::default();
+    let (sender, alert_task) = AlertSender::start(SenderConfig::default());
+    let alerts = Alerts::new(client.clone(), &config, sender, metrics.clone());
     let rt = Runtime {
         client,
         config,
@@ -229,6 +230,7 @@ async fn run_async(settings: Settings, version: &str) -> ExitCode {
     let result = flagger_controller::run(rt, shutdown.clone()).await;
     tracing::info!("Controller stopped");
     shutdown.cancel();
+    alert_task.abort();
     readiness.set_ready(false);
     let mut code = match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,9 +4,12 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 mod blue_green;
+mod crash;
 mod gates;
 mod leader;
 mod problems;
+mod progressive;
 mod revision;
 mod rollback;
+mod smi_support;
 mod support;

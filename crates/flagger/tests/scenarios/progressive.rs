@@ -1,0 +1,66 @@
+//! Progressive traffic shifting through a router (SMI TrafficSplit, `linkerd`), weights read from the
+//! routing object as the operator wrote them.
+
+use flagger_api::CanaryPhase as P;
+
+use crate::smi_support::*;
+use crate::support::*;
+
+/// Runs one release with `analysis` and returns the primary weights the TrafficSplit went through.
+async fn release(prefix: &str, analysis: &str) -> Vec<i64> {
+    let ns = smi_namespace(prefix).await;
+    deploy_podinfo(&ns, "podinfo:1.0.0").await;
+    apply_canary(&ns, &canary_yaml("linkerd", analysis)).await;
+    let weights = Weights::record(&ns, "v1alpha1");
+    let op = operator(&ns, &["-mesh-provider=linkerd"]).await;
+    wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
+    set_image(&ns, "podinfo:2.0.0").await;
+    let done = wait_phase(&ns, "podinfo", P::Succeeded, RELEASE * 2).await;
+    assert_eq!(done.status.unwrap().canary_weight(), 0);
+    assert_eq!(
+        image_of(&deployment(&ns, "podinfo-primary").await),
+        "podinfo:2.0.0"
+    );
+    assert_eq!(
+        deployment(&ns, "podinfo").await.spec.replicas,
+        Some(0),
+        "{}",
+        op.logs()
+    );
+    assert!(
+        weights.pairs().iter().all(|(p, c)| p + c == 100),
+        "{:?}",
+        weights.pairs()
+    );
+    weights.primary()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_weight_overshoots_max_weight_then_promotes() {
+    let weights = release(
+        "step",
+        "interval: 10s\nthreshold: 2\nstepWeight: 20\nmaxWeight: 50",
+    )
+    .await;
+    assert_eq!(weights, vec![100, 80, 60, 40, 100]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_weights_follow_the_list() {
+    let weights = release(
+        "steps",
+        "interval: 10s\nthreshold: 2\nstepWeights: [1, 2, 10, 80]",
+    )
+    .await;
+    assert_eq!(weights, vec![100, 99, 98, 90, 20, 100]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_weight_promotion_shifts_back_in_steps() {
+    let weights = release(
+        "promo",
+        "interval: 10s\nthreshold: 2\nstepWeight: 50\nmaxWeight: 50\nstepWeightPromotion: 25",
+    )
+    .await;
+    assert_eq!(weights, vec![100, 50, 75, 100]);
+}
