@@ -17,6 +17,9 @@ use crate::context::Context;
 use crate::hooks;
 use crate::observe::{self, ObserveError};
 
+/// How long a reconcile waits for the Deployment cache's first list after a start.
+const CACHE_SYNC_WAIT: Duration = Duration::from_secs(30);
+
 /// How soon a reconcile that failed on a write is retried.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -52,6 +55,14 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
 async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, ReconcileError> {
     if canary.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
+    }
+    // The Deployment cache fills as the controller consumes its watch: right after a start, a target that
+    // exists may not be in it yet. Decide nothing before its first list is complete.
+    if tokio::time::timeout(CACHE_SYNC_WAIT, ctx.caches.deployments.wait_until_ready())
+        .await
+        .is_err()
+    {
+        return Ok(Action::requeue(RETRY_AFTER));
     }
     let interval = canary.analysis_interval();
     let now = Timestamp::now();
@@ -111,6 +122,11 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
         ctx.metrics
             .set_weight(&canary.spec.target_ref.name, &ns, 100 - weight, weight);
     }
+    tracing::debug!(
+        actions = plan.actions.len(),
+        requeue_after = ?plan.requeue_after,
+        "reconciled"
+    );
     Ok(plan
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
