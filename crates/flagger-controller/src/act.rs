@@ -288,11 +288,12 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                 } else {
                     AnalysisStatus::Completed
                 };
-                let name = canary.name_any();
+                // Flagger labels its canary series with the target's name.
+                let name = target;
                 if success {
-                    ctx.metrics.inc_success(&name, &ns, canary.strategy(), status);
+                    ctx.metrics.inc_success(name, &ns, canary.strategy(), status);
                 } else {
-                    ctx.metrics.inc_failure(&name, &ns, canary.strategy(), status);
+                    ctx.metrics.inc_failure(name, &ns, canary.strategy(), status);
                 }
             }
         }

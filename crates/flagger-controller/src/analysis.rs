@@ -130,7 +130,8 @@ impl Analysis {
             analysis: self,
             caches,
         };
-        let name = canary.name_any();
+        // Flagger labels `flagger_canary_metric_analysis` with the target's name.
+        let name = canary.spec.target_ref.name.clone();
         let namespace = canary.namespace().unwrap_or_default();
         run_with(
             &backend,

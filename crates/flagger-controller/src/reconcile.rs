@@ -96,8 +96,10 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
             Step::Done(plan) => break plan,
             Step::Need(request) => {
                 timer.get_or_insert_with(|| {
-                    ctx.metrics
-                        .start_timer(&canary.name_any(), &canary.namespace().unwrap_or_default())
+                    ctx.metrics.start_timer(
+                        &canary.spec.target_ref.name,
+                        &canary.namespace().unwrap_or_default(),
+                    )
                 });
                 let answer = match request {
                     Request::Webhook { index, phase, .. } => {
@@ -113,11 +115,12 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
 
     act::apply(ctx, &obs, &plan).await?;
 
-    let name = canary.name_any();
     let ns = obs.namespace();
     let status = plan.status.as_ref().or(canary.status.as_ref());
     if let Some(status) = status {
-        ctx.metrics.set_status(&name, &ns, status.phase());
+        // Flagger labels its canary series with the target's name.
+        ctx.metrics
+            .set_status(&canary.spec.target_ref.name, &ns, status.phase());
         let weight = i64::from(status.canary_weight());
         ctx.metrics
             .set_weight(&canary.spec.target_ref.name, &ns, 100 - weight, weight);

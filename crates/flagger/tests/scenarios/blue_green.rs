@@ -139,6 +139,20 @@ spec:
             .unwrap();
     }
 
+    // Flagger's operator metrics.
+    let metrics = op.metrics().await.unwrap();
+    let labels = format!("name=\"podinfo\",namespace=\"{}\"", ns.name);
+    for needle in [
+        format!("flagger_canary_status{{{labels}}} 1"),
+        format!("flagger_canary_total{{namespace=\"{}\"}} 1", ns.name),
+        "flagger_canary_successes_total{".to_string(),
+        "deployment_strategy=\"blue-green\"".to_string(),
+        format!("flagger_canary_duration_seconds_count{{{labels}}}"),
+        "flagger_info{".to_string(),
+    ] {
+        assert!(metrics.contains(&needle), "{needle} missing from\n{metrics}");
+    }
+
     // Idle: a reconcile of a Succeeded canary (triggered by a metadata change) writes nothing.
     let versions = || async {
         let mut v = Vec::new();
