@@ -101,3 +101,64 @@ webhooks:
     assert!(hooks.calls_to("load").len() >= before);
     drop(op);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_past_its_progress_deadline_is_rolled_back() {
+    let ns = namespace("deadline").await;
+    deploy_podinfo(&ns, "podinfo:1.0.0").await;
+    let yaml = canary_yaml("kubernetes", "interval: 10s\nthreshold: 5\niterations: 5").replace(
+        "  provider: kubernetes\n",
+        "  provider: kubernetes\n  progressDeadlineSeconds: 15\n",
+    );
+    apply_canary(&ns, &yaml).await;
+    let history = History::record(&ns, "podinfo");
+    let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
+    wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
+
+    // A revision whose pods cannot be scheduled: once the canary has been unavailable for longer than the
+    // Canary's progressDeadlineSeconds, waiting is no longer retriable.
+    let api: kube::api::Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    let patch = serde_json::json!({"spec": {
+        "template": {"spec": {"nodeSelector": {"flagger-rs.test/nowhere": "true"}}},
+    }});
+    api.patch(
+        "podinfo",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Strategic(&patch),
+    )
+    .await
+    .unwrap();
+    let failed = wait_phase(&ns, "podinfo", P::Failed, RELEASE).await;
+    assert_eq!(failed.status.unwrap().canary_weight(), 0);
+    assert!(
+        history.phases().contains(&P::Progressing),
+        "{:?}\n{}",
+        history.seen(),
+        op.logs()
+    );
+    let t = dotted(&ns);
+    wait_event(
+        &ns,
+        "podinfo",
+        &format!(
+            "canary deployment {t} not ready: waiting for rollout to finish: 0 of 2 (readyThreshold 100%) \
+             updated replicas are available"
+        ),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    wait_event(
+        &ns,
+        "podinfo",
+        &format!("Canary failed! Scaling down {t}"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deployment(&ns, "podinfo").await.spec.replicas, Some(0));
+    assert_eq!(
+        image_of(&deployment(&ns, "podinfo-primary").await),
+        "podinfo:1.0.0"
+    );
+}
