@@ -68,10 +68,14 @@ fn act_error<K: Resource<DynamicType = ()>>(
     }
 }
 
-/// The controller owner reference to `canary`, which makes Kubernetes garbage-collect generated objects
-/// with it. `None` when the Canary has no uid (it was never stored).
+/// The controller owner reference to `canary` (with `blockOwnerDeletion`, as Flagger sets it), which makes
+/// Kubernetes garbage-collect generated objects with it. `None` when the Canary has no uid (it was never stored).
 pub fn owner_reference(canary: &Canary) -> Option<OwnerReference> {
-    canary.controller_owner_ref(&())
+    // As Go's `metav1.NewControllerRef`: controller and blockOwnerDeletion.
+    Some(OwnerReference {
+        block_owner_deletion: Some(true),
+        ..canary.controller_owner_ref(&())?
+    })
 }
 
 fn namespaced<K>(client: &Client, obj: &K) -> (Api<K>, String, String)
