@@ -328,19 +328,8 @@ pub fn decimal_exponent_quantity(value: i64) -> String {
 
 /// `strings` as Go's `json.Marshal` writes them (HTML-sensitive characters escaped).
 pub fn go_json_strings(strings: &[String]) -> String {
-    let plain = serde_json::Value::from(strings.to_vec()).to_string();
-    let mut out = String::with_capacity(plain.len());
-    for c in plain.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
+    // Serialising strings cannot fail.
+    flagger_core::hash::go_json(&strings).unwrap_or_default()
 }
 
 /// A string that is not a Kubernetes quantity (the errors of Go's `resource.ParseQuantity`).

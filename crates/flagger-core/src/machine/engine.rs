@@ -345,15 +345,7 @@ impl<'a> Ctx<'a> {
     /// iterations started.
     fn routes(&self) -> Routes {
         if self.is_kubernetes() {
-            if self.s0.iterations() > 0 {
-                Routes {
-                    primary: 0,
-                    canary: 100,
-                    mirrored: false,
-                }
-            } else {
-                Routes::PRIMARY
-            }
+            super::kubernetes_routes(Some(&self.s0))
         } else {
             self.obs.routes
         }

@@ -408,6 +408,20 @@ pub fn last_tick(status: Option<&CanaryStatus>) -> Option<Timestamp> {
     status?.last_tick_time.as_ref().map(|t| t.0)
 }
 
+/// The weights Flagger's no-op router (`kubernetes` provider) reports: all traffic on the canary once
+/// blue/green iterations started, on the primary otherwise.
+pub fn kubernetes_routes(status: Option<&CanaryStatus>) -> Routes {
+    if status.is_some_and(|s| s.iterations() > 0) {
+        Routes {
+            primary: 0,
+            canary: 100,
+            mirrored: false,
+        }
+    } else {
+        Routes::PRIMARY
+    }
+}
+
 /// What Flagger 1.44 does on this tick for the observed canary, given the answers to the checks run so far.
 pub fn decide(observed: &Observed<'_>, answers: &Answers, now: Timestamp) -> Result<Step, DecideError> {
     engine::run(observed, answers, now)
