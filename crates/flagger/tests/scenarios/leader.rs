@@ -24,6 +24,18 @@ async fn is_leader(op: &Operator) -> bool {
     })
 }
 
+async fn wait_leader(op: &Operator, what: &str, timeout: Duration) {
+    poll(what, timeout, || async {
+        Ok(if is_leader(op).await {
+            Ok(())
+        } else {
+            Err("not leading")
+        })
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_acts_and_a_killed_leader_hands_over() {
     let ns = namespace("leader").await;
@@ -42,15 +54,7 @@ webhooks:
     let mut args = vec!["-mesh-provider=kubernetes"];
     args.extend(LEASE);
     let mut first = operator(&ns, &args).await;
-    poll("the first operator to lead", Duration::from_secs(30), || async {
-        Ok(if is_leader(&first).await {
-            Ok(())
-        } else {
-            Err("not leading")
-        })
-    })
-    .await
-    .unwrap();
+    wait_leader(&first, "the first operator to lead", Duration::from_secs(30)).await;
     let second = operator(&ns, &args).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 
@@ -74,15 +78,7 @@ webhooks:
 
     // Killing the leader (no chance to release the lease) hands over within the lease time.
     first.kill().unwrap();
-    poll("the second operator to lead", Duration::from_secs(15), || async {
-        Ok(if is_leader(&second).await {
-            Ok(())
-        } else {
-            Err("not leading")
-        })
-    })
-    .await
-    .unwrap();
+    wait_leader(&second, "the second operator to lead", Duration::from_secs(15)).await;
     let done = wait_phase(&ns, "podinfo", P::Succeeded, RELEASE).await;
     assert_eq!(
         image_of(&deployment(&ns, "podinfo-primary").await),
@@ -108,25 +104,9 @@ async fn a_stopped_leader_releases_the_lease_and_exits_cleanly() {
         "-leader-election-retry-period=1s",
     ];
     let mut first = operator(&ns, &args).await;
-    poll("the operator to lead", Duration::from_secs(30), || async {
-        Ok(if is_leader(&first).await {
-            Ok(())
-        } else {
-            Err("not leading")
-        })
-    })
-    .await
-    .unwrap();
+    wait_leader(&first, "the operator to lead", Duration::from_secs(30)).await;
     let second = operator(&ns, &args).await;
     let status = first.terminate(Duration::from_secs(20)).await.unwrap();
     assert!(status.success(), "{status}\n{}", first.logs());
-    poll("the second operator to lead", Duration::from_secs(10), || async {
-        Ok(if is_leader(&second).await {
-            Ok(())
-        } else {
-            Err("not leading")
-        })
-    })
-    .await
-    .unwrap();
+    wait_leader(&second, "the second operator to lead", Duration::from_secs(10)).await;
 }

@@ -27,6 +27,11 @@ async fn wait_valid_false(ns: &testkit::TestNamespace, name: &str, reason: &str)
     .unwrap()
 }
 
+fn valid_message(c: &Canary) -> String {
+    let status = c.status.as_ref().unwrap();
+    status.condition("Valid").unwrap().message.clone().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_target_invalid_spec_and_cross_namespace_refs_are_reported() {
     let ns = namespace("problems").await;
@@ -55,32 +60,9 @@ async fn missing_target_invalid_spec_and_cross_namespace_refs_are_reported() {
     );
 
     // An invalid spec (step weights must increase): nothing is created for it.
-    apply_canary(
-        &ns,
-        "apiVersion: flagger.app/v1beta1
-kind: Canary
-metadata:
-  name: steps
-spec:
-  provider: kubernetes
-  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
-  service: {port: 9898, name: steps}
-  analysis:
-    interval: 10s
-    threshold: 2
-    stepWeights: [20, 10]
-",
-    )
-    .await;
-    let c = wait_valid_false(&ns, "steps", "InvalidSpec").await;
-    let message = c
-        .status
-        .unwrap()
-        .condition("Valid")
-        .unwrap()
-        .message
-        .clone()
-        .unwrap();
+    let steps = "interval: 10s\nthreshold: 2\nstepWeights: [20, 10]";
+    apply_canary(&ns, &canary_named("steps", "kubernetes", steps)).await;
+    let message = valid_message(&wait_valid_false(&ns, "steps", "InvalidSpec").await);
     assert!(message.starts_with("invalid canary spec: "), "{message}");
     assert!(message.contains("spec.analysis.stepWeights[1]"), "{message}");
     wait_event(&ns, "steps", &message, Duration::from_secs(10))
@@ -88,36 +70,15 @@ spec:
         .unwrap();
 
     // -no-cross-namespace-refs: a template in another namespace is refused.
-    apply_canary(
-        &ns,
-        "apiVersion: flagger.app/v1beta1
-kind: Canary
-metadata:
-  name: xns
-spec:
-  provider: kubernetes
-  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
-  service: {port: 9898, name: xns}
-  analysis:
-    interval: 10s
-    threshold: 2
-    iterations: 2
-    metrics:
-    - name: errors
-      templateRef: {name: errors, namespace: elsewhere}
-      thresholdRange: {max: 1}
-",
-    )
-    .await;
-    let c = wait_valid_false(&ns, "xns", "InvalidSpec").await;
-    let message = c
-        .status
-        .unwrap()
-        .condition("Valid")
-        .unwrap()
-        .message
-        .clone()
-        .unwrap();
+    let xns = "interval: 10s
+threshold: 2
+iterations: 2
+metrics:
+- name: errors
+  templateRef: {name: errors, namespace: elsewhere}
+  thresholdRange: {max: 1}";
+    apply_canary(&ns, &canary_named("xns", "kubernetes", xns)).await;
+    let message = valid_message(&wait_valid_false(&ns, "xns", "InvalidSpec").await);
     assert!(message.contains("elsewhere"), "{message}");
 }
 

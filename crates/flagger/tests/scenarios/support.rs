@@ -220,6 +220,14 @@ pub async fn deployment(ns: &TestNamespace, name: &str) -> Deployment {
 /// A Canary `podinfo` for the `podinfo` Deployment on port 9898, with `provider` and the `analysis`
 /// block given as YAML lines (indented by four spaces in the result).
 pub fn canary_yaml(provider: &str, analysis: &str) -> String {
+    canary_named("podinfo", provider, analysis).replace(
+        "  service: {port: 9898, name: podinfo}",
+        "  service: {port: 9898}",
+    )
+}
+
+/// A Canary `name` for the `podinfo` Deployment whose Services are named `name`.
+pub fn canary_named(name: &str, provider: &str, analysis: &str) -> String {
     let analysis: String = analysis
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -229,11 +237,11 @@ pub fn canary_yaml(provider: &str, analysis: &str) -> String {
         "apiVersion: flagger.app/v1beta1
 kind: Canary
 metadata:
-  name: podinfo
+  name: {name}
 spec:
   provider: {provider}
   targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
-  service: {{port: 9898}}
+  service: {{port: 9898, name: {name}}}
   analysis:
 {analysis}"
     )
