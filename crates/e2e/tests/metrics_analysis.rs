@@ -16,11 +16,8 @@ use flagger_metrics::{
     BuiltinMetric, Check, CheckKind, MetricModel, MetricProvider, Observer, Outcome, PrometheusConfig,
     PrometheusProvider, evaluate,
 };
-use testkit::load::{Load, Weights};
 use testkit::prometheus::Prometheus;
-use testkit::testapp::{
-    Config, Latency, ScrapedApp, Telemetry, podinfo_canary_labels, spawn_scraped, unique_namespace,
-};
+use testkit::testapp::{Config, Latency, Telemetry, podinfo_canary_labels, spawn_scraped, unique_namespace};
 
 /// How long scraping and rate windows may take to reflect the load.
 const DEADLINE: Duration = Duration::from_secs(45);
@@ -51,25 +48,6 @@ fn metric(json: serde_json::Value) -> CanaryMetric {
 
 fn provider(prom: &Prometheus) -> Result<PrometheusProvider> {
     Ok(PrometheusProvider::new(PrometheusConfig::new(prom.url()))?)
-}
-
-/// Sends `REQUESTS` requests to `app` and waits until Prometheus has scraped all of them.
-async fn load_and_wait_for_scrape(prom: &Prometheus, app: &ScrapedApp) -> Result<()> {
-    let report = Load::new(app.addr(), None)
-        .rate(100.0)
-        .requests(REQUESTS)
-        .duration(Duration::from_secs(60))
-        .run(Weights::fixed(1, 0))
-        .await?;
-    ensure!(
-        report.sent() == REQUESTS && report.primary.failed == 0,
-        "load did not complete: {report:?}"
-    );
-    let q = format!("sum(testapp_requests_total{{{}}})", app.target.selector());
-    prom.wait_for_query(&q, DEADLINE, |s| s.len() == 1 && s[0].value == REQUESTS as f64)
-        .await
-        .context("Prometheus did not scrape every request")?;
-    Ok(())
 }
 
 /// Runs the builtin `metric` of `observer` through the provider until `accept` holds for the verdict or
@@ -143,7 +121,7 @@ async fn shape_reports_known_rate_and_latency(
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;
-    load_and_wait_for_scrape(&prom, &app).await?;
+    app.load_until_scraped(&prom, REQUESTS, 100.0, DEADLINE).await?;
     ensure!(
         app.error_count() == REQUESTS / 10,
         "app answered {} errors",

@@ -8,11 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use testkit::load::{Load, Weights};
 use testkit::prometheus::{Prometheus, render};
 use testkit::testapp::{
-    Config, Labels, Latency, ScrapedApp, Telemetry, podinfo_canary_labels, spawn_scraped, unique_namespace,
+    Config, Labels, Latency, Telemetry, podinfo_canary_labels, spawn_scraped, unique_namespace,
 };
 
 const ISTIO_SUCCESS: &str = r#"
@@ -105,37 +105,6 @@ fn vars(namespace: &str) -> [(&'static str, &str); 5] {
     ]
 }
 
-/// Drives `requests` requests at `app` and waits until Prometheus has scraped all of them.
-async fn load_and_wait_for_scrape(
-    prom: &Prometheus,
-    app: &ScrapedApp,
-    requests: u64,
-    rate: f64,
-) -> Result<()> {
-    let report = Load::new(app.addr(), None)
-        .rate(rate)
-        .requests(requests)
-        .duration(Duration::from_secs(60))
-        .run(Weights::fixed(1, 0))
-        .await?;
-    ensure!(
-        report.sent() == requests && report.primary.failed == 0,
-        "load did not complete: {report:?}"
-    );
-    ensure!(
-        app.request_count() == requests,
-        "app saw {} of {requests} requests",
-        app.request_count()
-    );
-    let q = format!("sum(testapp_requests_total{{{}}})", app.target.selector());
-    prom.wait_for_query(&q, SCRAPE_TIMEOUT, |s| {
-        s.len() == 1 && s[0].value == requests as f64
-    })
-    .await
-    .context("Prometheus did not scrape every request")?;
-    Ok(())
-}
-
 async fn instant(prom: &Prometheus, template: &str, namespace: &str) -> Result<f64> {
     let q = render(template, &vars(namespace));
     let samples = prom.query(&q).await?;
@@ -156,7 +125,7 @@ async fn request_count_rate_is_a_non_empty_vector_after_load() -> Result<()> {
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;
-    load_and_wait_for_scrape(&prom, &app, 200, 100.0).await?;
+    app.load_until_scraped(&prom, 200, 100.0, SCRAPE_TIMEOUT).await?;
 
     let all = prom
         .wait_for_query(
@@ -191,7 +160,7 @@ async fn success_rate_is_90_for_every_shape_at_10_percent_errors() -> Result<()>
     };
     let app = spawn_scraped(&prom, config).await?;
     let started = Instant::now();
-    load_and_wait_for_scrape(&prom, &app, 1000, 100.0).await?;
+    app.load_until_scraped(&prom, 1000, 100.0, SCRAPE_TIMEOUT).await?;
     ensure!(
         app.error_count() == 100,
         "app answered {} errors",
@@ -239,7 +208,7 @@ async fn duration_queries_match_a_fixed_latency() -> Result<()> {
         ..Config::default()
     };
     let app = spawn_scraped(&prom, config).await?;
-    load_and_wait_for_scrape(&prom, &app, 150, 50.0).await?;
+    app.load_until_scraped(&prom, 150, 50.0, SCRAPE_TIMEOUT).await?;
 
     // Every request takes 110ms plus scheduling slack (< 90ms even on a busy machine), so all observations
     // fall into one histogram bucket and histogram_quantile(0.99) interpolates to 99% of that bucket:

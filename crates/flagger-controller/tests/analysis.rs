@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use flagger_api::Canary;
 use flagger_controller::analysis::Analysis;
 use flagger_controller::cache::Caches;
@@ -17,7 +17,6 @@ use flagger_core::machine::MetricsOutcome;
 use flagger_core::provider::MeshProvider;
 use flagger_telemetry::{OperatorMetrics, Readiness};
 use testkit::kube::poll;
-use testkit::load::{Load, Weights};
 use testkit::prometheus::Prometheus;
 use testkit::testapp::{Config, Latency, ScrapedApp, Telemetry, podinfo_canary_labels, spawn_scraped};
 use testkit::{TestNamespace, apply_yaml, install_crds};
@@ -46,20 +45,7 @@ async fn loaded_app(prom: &Prometheus, namespace: &str) -> Result<ScrapedApp> {
         ..Config::default()
     };
     let app = spawn_scraped(prom, config).await?;
-    let report = Load::new(app.addr(), None)
-        .rate(100.0)
-        .requests(REQUESTS)
-        .duration(Duration::from_secs(60))
-        .run(Weights::fixed(1, 0))
-        .await?;
-    ensure!(
-        report.sent() == REQUESTS && report.primary.failed == 0,
-        "load did not complete: {report:?}"
-    );
-    let q = format!("sum(testapp_requests_total{{{}}})", app.target.selector());
-    prom.wait_for_query(&q, DEADLINE, |s| s.len() == 1 && s[0].value == REQUESTS as f64)
-        .await
-        .context("Prometheus did not scrape every request")?;
+    app.load_until_scraped(prom, REQUESTS, 100.0, DEADLINE).await?;
     Ok(app)
 }
 

@@ -3,8 +3,9 @@
 use std::ops::Deref;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 
+use crate::load::{Load, Weights};
 use crate::prometheus::{Prometheus, Target};
 pub use testapp::{Config, ErrorMode, Labels, Latency, Telemetry, TestApp, VERSION_HEADER};
 
@@ -43,6 +44,42 @@ pub struct ScrapedApp {
     // Deregistered before the app stops, so Prometheus does not record a failed scrape first.
     pub target: Target,
     pub app: TestApp,
+}
+
+impl ScrapedApp {
+    /// Drives `requests` requests at `rate` per second at the app (all to it, as the primary) and waits up
+    /// to `timeout` until Prometheus has scraped every one of them.
+    pub async fn load_until_scraped(
+        &self,
+        prometheus: &Prometheus,
+        requests: u64,
+        rate: f64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let report = Load::new(self.addr(), None)
+            .rate(rate)
+            .requests(requests)
+            .duration(Duration::from_secs(60))
+            .run(Weights::fixed(1, 0))
+            .await?;
+        ensure!(
+            report.sent() == requests && report.primary.failed == 0,
+            "load did not complete: {report:?}"
+        );
+        ensure!(
+            self.request_count() == requests,
+            "app saw {} of {requests} requests",
+            self.request_count()
+        );
+        let q = format!("sum(testapp_requests_total{{{}}})", self.target.selector());
+        #[allow(clippy::cast_precision_loss)]
+        let expected = requests as f64;
+        prometheus
+            .wait_for_query(&q, timeout, |s| s.len() == 1 && s[0].value == expected)
+            .await
+            .context("Prometheus did not scrape every request")?;
+        Ok(())
+    }
 }
 
 impl Deref for ScrapedApp {
