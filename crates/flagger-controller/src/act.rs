@@ -211,8 +211,8 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                     && let Some(desired) = desired_primary(ctx, obs, &uuid_v4())?
                 {
                     ctx.gate.check()?;
-                    let created = flagger_k8s::apply_deployment(&ctx.client, &desired).await?;
-                    ctx.note_created(key, created.resource_version().unwrap_or_default());
+                    flagger_k8s::apply_deployment(&ctx.client, &desired).await?;
+                    ctx.note_created(key);
                 }
             }
             Action::ReconcilePrimaryScaler { .. }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use flagger_api::{AlertProvider, Canary, MetricTemplate};
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -126,7 +126,6 @@ where
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().any_semantic()))
         .default_backoff()
         .touched_objects()
-        .map_err(|e| e)
         .boxed();
     (reader, stream)
 }

@@ -2,7 +2,7 @@
 //! sender, the metric checks and the operator metrics — plus two small memories that keep the watch
 //! caches' lag from causing repeated work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use flagger_api::Canary;
@@ -39,7 +39,7 @@ pub struct Context {
     /// Operator metrics.
     pub metrics: OperatorMetrics,
     written: Mutex<HashMap<ObjectRef<Canary>, Written>>,
-    created: Mutex<HashMap<String, String>>,
+    created: Mutex<HashSet<String>>,
     reported: Mutex<HashMap<ObjectRef<Canary>, String>>,
 }
 
@@ -114,21 +114,15 @@ impl Context {
         );
     }
 
-    /// Forgets a Canary (it was deleted).
-    pub fn forget(&self, key: &ObjectRef<Canary>) {
-        lock(&self.written).remove(key);
-        lock(&self.reported).remove(key);
-    }
-
     /// Records that this process created the object `key` (`kind/namespace/name`), which the watch cache
-    /// may not show yet; returns false when it was already recorded.
-    pub fn note_created(&self, key: String, resource_version: String) -> bool {
-        lock(&self.created).insert(key, resource_version).is_none()
+    /// may not show yet.
+    pub fn note_created(&self, key: String) {
+        lock(&self.created).insert(key);
     }
 
     /// Whether this process created `key` and the cache may not show it yet.
     pub fn was_created(&self, key: &str) -> bool {
-        lock(&self.created).contains_key(key)
+        lock(&self.created).contains(key)
     }
 
     /// Forgets a created object once the cache shows it.
