@@ -11,6 +11,7 @@ use flagger_core::machine::{Action, MetricUpdate, Plan};
 use flagger_core::primary::{self, FLAGGER_ID};
 use flagger_core::services;
 use flagger_k8s::ActError;
+use flagger_leader::uuid_v4;
 use flagger_telemetry::metrics::AnalysisStatus;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -64,22 +65,6 @@ pub fn is_subset(desired: &Value, actual: &Value) -> bool {
         (Value::Array(d), Value::Array(a)) => d.iter().all(|dv| a.iter().any(|av| is_subset(dv, av))),
         (d, a) => d == a,
     }
-}
-
-/// A random UUID v4 for the `flagger-id` pod annotation (as Flagger generates).
-fn uuid_v4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 fn service_differs(ctx: &Context, desired: &Service) -> bool {
@@ -346,14 +331,5 @@ mod tests {
         assert!(!is_subset(&changed, &actual));
         let missing = json!({"metadata": {"labels": {"a": "b"}}});
         assert!(!is_subset(&missing, &actual));
-    }
-
-    #[test]
-    fn uuid_has_the_v4_shape() {
-        let id = uuid_v4();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
-        assert_ne!(id, uuid_v4());
     }
 }

@@ -127,7 +127,9 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-fn uuid_v4() -> String {
+/// A random UUID v4 in its canonical text form (as Go's `uuid.New().String()`), for identities and for
+/// the `flagger-id` pod annotation.
+pub fn uuid_v4() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -477,6 +479,15 @@ impl Elector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_has_the_v4_shape() {
+        let id = uuid_v4();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(id, uuid_v4());
+    }
 
     #[test]
     fn flagger_defaults() {
