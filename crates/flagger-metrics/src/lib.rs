@@ -19,5 +19,5 @@ pub mod template;
 pub use builtin::{BuiltinMetric, Observer, metrics_provider_key};
 pub use outcome::{Check, CheckError, CheckKind, Outcome, Verdict, evaluate, plan};
 pub use prometheus::{PrometheusAuth, PrometheusConfig, PrometheusProvider};
-pub use provider::{MetricProvider, ProviderError};
+pub use provider::{MetricProvider, ProviderError, ProviderInit};
 pub use template::{MetricModel, RenderError, render};

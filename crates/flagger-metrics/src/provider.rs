@@ -1,6 +1,10 @@
 //! The interface every metric provider implements, and its typed errors.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
+
+use flagger_api::MetricTemplateProvider;
 
 /// A metrics backend that turns a query into one number: Flagger's `providers.Interface`.
 pub trait MetricProvider {
@@ -12,6 +16,32 @@ pub trait MetricProvider {
 
     /// Checks that the provider answers (Prometheus: `vector(1)` must return 1).
     fn is_online(&self) -> impl Future<Output = Result<(), ProviderError>> + Send;
+}
+
+/// What a MetricTemplate provider is built from. Every provider module has
+/// `pub fn new(init: &ProviderInit<'_>) -> Result<Self, ProviderError>`.
+#[derive(Clone, Copy)]
+pub struct ProviderInit<'a> {
+    /// `MetricTemplate.spec.provider`.
+    pub provider: &'a MetricTemplateProvider,
+    /// The data of `provider.secretRef` (empty without one).
+    pub credentials: &'a BTreeMap<String, Vec<u8>>,
+    /// The metric's interval (`analysis.metrics[].interval`, default 1m): the time window of providers
+    /// whose query does not carry one (Datadog, New Relic, Dynatrace, CloudWatch, Splunk).
+    pub interval: Duration,
+    /// The operator's API client, for the providers that query Kubernetes (externalmetrics, keptn).
+    pub kube: Option<&'a kube::Client>,
+}
+
+impl std::fmt::Debug for ProviderInit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderInit")
+            .field("provider", &self.provider.type_)
+            .field("address", &self.provider.address)
+            .field("credential_keys", &self.credentials.keys().collect::<Vec<_>>())
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a query returned no value.
