@@ -520,6 +520,17 @@ impl<'a> Ctx<'a> {
         {
             self.warning(self.canary_not_ready(message, *retriable));
             if !retriable {
+                // Flagger means to say this (its `Progress deadline exceeded` alert) but returns before it
+                // gets there; flagger-rs says it.
+                self.warning(format!(
+                    "Rolling back {}.{} progress deadline exceeded {message}",
+                    self.name, self.namespace
+                ));
+                self.alert(
+                    AlertSeverity::Error,
+                    format!("Progress deadline exceeded {message}"),
+                    false,
+                );
                 self.rollback();
             }
             return Ok(());

@@ -560,7 +560,7 @@ fn the_threshold_is_checked_at_the_start_of_the_tick() {
 }
 
 #[test]
-fn a_canary_past_its_progress_deadline_rolls_back_without_the_threshold_event() {
+fn a_canary_past_its_progress_deadline_rolls_back_with_the_deadline_alert() {
     let mut input = progressing(canary_analysis(), P::Progressing, 20);
     input.canary_workload = Readiness::NotReady {
         message: "deployment \"podinfo\" exceeded its progress deadline".to_owned(),
@@ -571,10 +571,27 @@ fn a_canary_past_its_progress_deadline_rolls_back_without_the_threshold_event() 
         warnings(&plan),
         vec![
             "canary deployment podinfo.test not ready: deployment \"podinfo\" exceeded its progress deadline",
+            "Rolling back podinfo.test progress deadline exceeded deployment \"podinfo\" exceeded its progress deadline",
             "Canary failed! Scaling down podinfo.test"
         ]
     );
     assert_eq!(new_phase(&plan), Some(P::Failed));
+    // Flagger's alert for this case is unreachable there; here it fires, once, and no threshold alert.
+    let alerts: Vec<_> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Alert(alert) => Some((alert.severity, alert.message.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        alerts,
+        vec![(
+            AlertSeverity::Error,
+            "Progress deadline exceeded deployment \"podinfo\" exceeded its progress deadline"
+        )]
+    );
 
     input.canary_workload = Readiness::NotReady {
         message: "waiting for rollout to finish: 0 of 1 updated replicas are available".to_owned(),

@@ -151,6 +151,16 @@ async fn a_canary_past_its_progress_deadline_is_rolled_back() {
     wait_event(
         &ns,
         "podinfo",
+        &format!(
+            "Rolling back {t} progress deadline exceeded deployment \"podinfo\" exceeded its progress deadline"
+        ),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    wait_event(
+        &ns,
+        "podinfo",
         &format!("Canary failed! Scaling down {t}"),
         Duration::from_secs(10),
     )
