@@ -4,8 +4,6 @@
 //! flagger-rs owns are compared with the watch cache first and only written when they differ, so a canary
 //! in its steady state costs no API request.
 
-use std::collections::BTreeSet;
-
 use flagger_api::{Canary, CanaryStatus, HookType};
 use flagger_core::machine::{Action, MetricUpdate, Plan};
 use flagger_core::primary::{self, FLAGGER_ID};
@@ -18,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use serde_json::Value;
 
+use crate::configs::{self, CopyError};
 use crate::context::Context;
 use crate::gate::NotLeader;
 use crate::hooks;
@@ -40,6 +39,15 @@ pub enum ApplyError {
     /// The primary cannot be built from the target.
     #[error(transparent)]
     Primary(#[from] primary::PrimaryError),
+}
+
+impl From<CopyError> for ApplyError {
+    fn from(e: CopyError) -> Self {
+        match e {
+            CopyError::Write(e) => Self::Write(Box::new(e)),
+            CopyError::NotLeader(e) => Self::NotLeader(e),
+        }
+    }
 }
 
 impl ApplyError {
@@ -134,7 +142,7 @@ fn desired_primary(
         &obs.target,
         owner,
         &ctx.config.workload,
-        &BTreeSet::new(),
+        &obs.configs.refs(),
         None,
         flagger_id,
     )?))
@@ -195,6 +203,7 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                     && !ctx.was_created(&key)
                     && let Some(desired) = desired_primary(ctx, obs, &uuid_v4())?
                 {
+                    configs::sync_primary_copies(ctx, canary, &obs.configs).await?;
                     ctx.gate.check()?;
                     flagger_k8s::apply_deployment(&ctx.client, &desired).await?;
                     ctx.note_created(key);
@@ -223,12 +232,15 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
             }
             Action::SetRoutes(routes) => obs.router.set_routes(&route_cx, *routes).await?,
             Action::Promote => {
-                // Keep the primary's flagger-id when it already runs this template: a new id would restart
-                // every primary pod for nothing (Flagger draws a new one at every promotion).
+                // Keep the primary's flagger-id when it already runs this template and these configs: a new
+                // id would restart every primary pod for nothing (Flagger draws a new one at every promotion).
+                let unchanged =
+                    obs.primary_runs_target && !configs::copies_outdated(&ctx.caches, &obs.configs);
                 let id = current_flagger_id(obs)
-                    .filter(|_| obs.primary_runs_target)
+                    .filter(|_| unchanged)
                     .unwrap_or_else(uuid_v4);
                 if let Some(desired) = desired_primary(ctx, obs, &id)? {
+                    configs::sync_primary_copies(ctx, canary, &obs.configs).await?;
                     ctx.gate.check()?;
                     flagger_k8s::apply_deployment(&ctx.client, &desired).await?;
                 }

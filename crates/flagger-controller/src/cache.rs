@@ -2,7 +2,10 @@
 //! change costs no API request.
 //!
 //! The kinds every canary needs are watched from the start: Canaries and Deployments (both also trigger
-//! reconciles), Services, MetricTemplates and AlertProviders. The routing objects of mesh and ingress
+//! reconciles), Services, HorizontalPodAutoscalers, MetricTemplates and AlertProviders, and with config
+//! tracking ConfigMaps and Secrets (which trigger the reconcile of the canaries whose target uses them;
+//! the data of Secrets that are never tracked, such as service-account tokens and Helm releases, is
+//! dropped before it is stored). The routing objects of mesh and ingress
 //! providers are watched on first use ([`Caches::dynamic`]), so a cluster without Istio never watches
 //! VirtualServices and a missing CRD only fails the canaries that need it.
 
@@ -11,10 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flagger_api::{AlertProvider, Canary, MetricTemplate};
+use flagger_core::config::TRACKED_SECRET_TYPES;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -49,6 +54,23 @@ pub struct Triggers {
     pub canaries: Trigger<Canary>,
     /// Deployment changes (a target's new revision, a primary's rollout).
     pub deployments: Trigger<Deployment>,
+    /// ConfigMap changes (with config tracking).
+    pub config_maps: Option<Trigger<ConfigMap>>,
+    /// Secret changes (with config tracking).
+    pub secrets: Option<Trigger<Secret>>,
+}
+
+/// What [`Caches::start_with`] watches besides the kinds every canary needs.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheOptions {
+    /// Watch ConfigMaps and Secrets (`-enable-config-tracking`, on by default).
+    pub track_configs: bool,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self { track_configs: true }
+    }
 }
 
 /// Read access to everything the operator watches.
@@ -60,6 +82,12 @@ pub struct Caches {
     pub deployments: Store<Deployment>,
     /// Services (generated and apex).
     pub services: Store<Service>,
+    /// HorizontalPodAutoscalers (`autoscalerRef` of kind HorizontalPodAutoscaler and their primaries).
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    /// ConfigMaps (with config tracking; empty without).
+    pub config_maps: Store<ConfigMap>,
+    /// Secrets (with config tracking; empty without). Secrets of untracked types are stored without data.
+    pub secrets: Store<Secret>,
     /// MetricTemplates.
     pub metric_templates: Store<MetricTemplate>,
     /// AlertProviders.
@@ -122,23 +150,72 @@ fn triggering<K>(api: Api<K>) -> (Store<K>, Trigger<K>)
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
 {
+    triggering_trimmed(api, |_| {})
+}
+
+/// [`triggering`], with `trim` applied to every object before it is stored.
+fn triggering_trimmed<K>(api: Api<K>, trim: fn(&mut K)) -> (Store<K>, Trigger<K>)
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().any_semantic()))
-        .default_backoff()
-        .touched_objects()
-        .boxed();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .modify(move |obj| {
+            obj.meta_mut().managed_fields = None;
+            trim(obj);
+        })
+        .default_backoff();
+    let stream = reflector::reflector(writer, stream).touched_objects().boxed();
     (reader, stream)
+}
+
+/// Keeps only what config tracking reads of a Secret: the data of tracked types.
+fn trim_secret(secret: &mut Secret) {
+    let type_ = secret.type_.as_deref().unwrap_or("Opaque");
+    if !TRACKED_SECRET_TYPES.contains(&type_) {
+        secret.data = None;
+        secret.string_data = None;
+    }
+}
+
+/// A store that never fills (a kind not watched).
+fn empty_store<K>() -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (reader, _writer) = reflector::store();
+    reader
 }
 
 impl Caches {
     /// Starts watching. `namespace` limits every watch to one namespace (`-namespace`). The background
     /// watches stop when `shutdown` is cancelled; the returned triggers stop when they are dropped.
     pub fn start(client: &Client, namespace: Option<&str>, shutdown: &CancellationToken) -> (Self, Triggers) {
+        Self::start_with(client, namespace, shutdown, CacheOptions::default())
+    }
+
+    /// [`Caches::start`] with options.
+    pub fn start_with(
+        client: &Client,
+        namespace: Option<&str>,
+        shutdown: &CancellationToken,
+        options: CacheOptions,
+    ) -> (Self, Triggers) {
         let (canaries, canary_trigger) = triggering(api::<Canary>(client, namespace));
         let (deployments, deployment_trigger) = triggering(api::<Deployment>(client, namespace));
+        let (config_maps, config_map_trigger, secrets, secret_trigger) = if options.track_configs {
+            let (cms, cm_trigger) = triggering(api::<ConfigMap>(client, namespace));
+            let (secrets, secret_trigger) = triggering_trimmed(api::<Secret>(client, namespace), trim_secret);
+            (cms, Some(cm_trigger), secrets, Some(secret_trigger))
+        } else {
+            (empty_store(), None, empty_store(), None)
+        };
         let caches = Self {
             canaries,
             deployments,
+            config_maps,
+            secrets,
+            hpas: background(api::<HorizontalPodAutoscaler>(client, namespace), shutdown),
             services: background(api::<Service>(client, namespace), shutdown),
             metric_templates: background(api::<MetricTemplate>(client, namespace), shutdown),
             alert_providers: background(api::<AlertProvider>(client, namespace), shutdown),
@@ -152,6 +229,8 @@ impl Caches {
         let triggers = Triggers {
             canaries: canary_trigger,
             deployments: deployment_trigger,
+            config_maps: config_map_trigger,
+            secrets: secret_trigger,
         };
         (caches, triggers)
     }
@@ -160,6 +239,7 @@ impl Caches {
     /// controller as it consumes their streams.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.services.wait_until_ready().await?;
+        self.hpas.wait_until_ready().await?;
         self.metric_templates.wait_until_ready().await?;
         self.alert_providers.wait_until_ready().await
     }
@@ -167,6 +247,21 @@ impl Caches {
     /// A Deployment by namespace and name.
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
         self.deployments.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// A ConfigMap by namespace and name.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        self.config_maps.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// A Secret by namespace and name.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        self.secrets.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// A HorizontalPodAutoscaler by namespace and name.
+    pub fn hpa(&self, namespace: &str, name: &str) -> Option<Arc<HorizontalPodAutoscaler>> {
+        self.hpas.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// A Service by namespace and name.

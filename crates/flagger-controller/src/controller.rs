@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use flagger_api::Canary;
+use flagger_core::config::ConfigRef;
 use flagger_telemetry::metrics::OperatorMetrics;
 use flagger_webhooks::client::WebhookClient;
 use futures::StreamExt;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Alerts;
 use crate::analysis::Analysis;
-use crate::cache::Caches;
+use crate::cache::{CacheOptions, Caches};
 use crate::config::ControllerConfig;
 use crate::context::Context;
 use crate::events::EventRecorder;
@@ -76,6 +77,30 @@ fn canaries_of(canaries: &kube::runtime::reflector::Store<Canary>, d: &Deploymen
         .collect()
 }
 
+/// The canaries a ConfigMap or Secret event concerns: those whose target's pod template references it.
+fn canaries_using(
+    caches: &Caches,
+    namespace: Option<String>,
+    reference: &ConfigRef,
+) -> Vec<ObjectRef<Canary>> {
+    let Some(ns) = namespace else {
+        return Vec::new();
+    };
+    caches
+        .canaries
+        .state()
+        .iter()
+        .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|c| {
+            caches
+                .deployment(&ns, &c.spec.target_ref.name)
+                .and_then(|d| d.spec.template.spec.clone())
+                .is_some_and(|spec| flagger_core::config::referenced(&spec).contains_key(reference))
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
 /// Runs until `shutdown` is cancelled.
 pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunError> {
     let namespace = rt.config.namespace.clone();
@@ -88,7 +113,10 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
         .await
         .map_err(RunError::Crd)?;
 
-    let (caches, triggers) = Caches::start(&rt.client, namespace.as_deref(), &shutdown);
+    let options = CacheOptions {
+        track_configs: rt.config.enable_config_tracking,
+    };
+    let (caches, triggers) = Caches::start_with(&rt.client, namespace.as_deref(), &shutdown, options);
     let webhooks = WebhookClient::new()?;
     let recorder = EventRecorder::new(rt.client.clone(), &rt.config, webhooks.clone());
     let ctx = Arc::new(Context::new(
@@ -119,8 +147,21 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
 
     let store = caches.canaries.clone();
     let stop = shutdown.clone();
-    let controller = Controller::for_stream(triggers.canaries, caches.canaries.clone())
-        .watches_stream(triggers.deployments, move |d| canaries_of(&store, &d))
+    let mut controller = Controller::for_stream(triggers.canaries, caches.canaries.clone())
+        .watches_stream(triggers.deployments, move |d| canaries_of(&store, &d));
+    if let Some(config_maps) = triggers.config_maps {
+        let c = caches.clone();
+        controller = controller.watches_stream(config_maps, move |cm| {
+            canaries_using(&c, cm.namespace(), &ConfigRef::ConfigMap(cm.name_any()))
+        });
+    }
+    if let Some(secrets) = triggers.secrets {
+        let c = caches.clone();
+        controller = controller.watches_stream(secrets, move |s| {
+            canaries_using(&c, s.namespace(), &ConfigRef::Secret(s.name_any()))
+        });
+    }
+    let controller = controller
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -18,6 +18,7 @@ pub mod alerts;
 pub mod analysis;
 pub mod cache;
 pub mod config;
+pub mod configs;
 pub mod context;
 pub mod controller;
 pub mod events;

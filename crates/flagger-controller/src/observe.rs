@@ -1,6 +1,5 @@
 //! **observe**: everything decide needs about one Canary, read from the watch caches.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use flagger_api::{Canary, CanaryPhase};
@@ -14,6 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use crate::configs::{self, MissingConfig, TrackedConfigs};
 use crate::context::Context;
 use crate::router::{AnyRouter, RouteCx, RouterError};
 
@@ -41,6 +41,8 @@ pub struct Observation {
     pub routes: Routes,
     /// Whether the primary runs the target's template.
     pub primary_runs_target: bool,
+    /// The target's tracked ConfigMaps and Secrets (none without config tracking).
+    pub configs: TrackedConfigs,
 }
 
 impl Observation {
@@ -87,6 +89,9 @@ pub enum ObserveError {
     /// The target has no usable selector label.
     #[error(transparent)]
     Selector(#[from] PrimaryError),
+    /// A ConfigMap or Secret the target requires is missing.
+    #[error(transparent)]
+    Config(#[from] MissingConfig),
     /// The target's template cannot be hashed.
     #[error("hashing the target's pod template: {0}")]
     Hash(#[from] HashError),
@@ -103,7 +108,7 @@ impl ObserveError {
     /// created; a router object may become readable).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::TargetNotFound { .. } | Self::Selector(_) => true,
+            Self::TargetNotFound { .. } | Self::Selector(_) | Self::Config(_) => true,
             Self::Router(e) => e.is_transient(),
             Self::Invalid(_) | Self::Unsupported(_) | Self::Hash(_) | Self::Provider(_) => false,
         }
@@ -116,6 +121,7 @@ impl ObserveError {
             Self::Unsupported(_) => "Unsupported",
             Self::TargetNotFound { .. } => "TargetNotFound",
             Self::Selector(_) => "NoSelectorLabel",
+            Self::Config(_) => "ConfigNotFound",
             Self::Hash(_) => "HashError",
             Self::Provider(_) => "UnknownProvider",
             Self::Router(_) => "RouterError",
@@ -129,6 +135,7 @@ impl ObserveError {
             Self::Unsupported(_) => "unsupported",
             Self::TargetNotFound { .. } => "target_not_found",
             Self::Selector(_) => "selector",
+            Self::Config(_) => "config_not_found",
             Self::Hash(_) => "hash",
             Self::Provider(_) => "provider",
             Self::Router(_) => "router",
@@ -213,13 +220,20 @@ pub async fn observe(
     };
     let canary_ready = readiness::deployment(&target, deadline, analysis.canary_ready_threshold(), now);
     let template = &target.spec.template;
+    let (configs, checksums) = if ctx.config.enable_config_tracking {
+        let pod_spec = template.spec.clone().unwrap_or_default();
+        let configs = configs::observe(&ctx.caches, &ns, &pod_spec)?;
+        let checksums = configs.checksums()?;
+        (configs, Some(checksums))
+    } else {
+        (TrackedConfigs::default(), None)
+    };
     let revision = TargetRevision {
         spec_hash: spec_hash(template)?,
-        configs: None,
+        configs: checksums,
     };
-    let tracked = BTreeSet::new();
     let primary_runs_target = match &primary {
-        Some(p) => primary::runs_target(p, &target, &ctx.config.workload, &tracked)?,
+        Some(p) => primary::runs_target(p, &target, &ctx.config.workload, &configs.refs())?,
         None => false,
     };
 
@@ -253,6 +267,7 @@ pub async fn observe(
         canary_ready,
         routes,
         primary_runs_target,
+        configs,
     })
 }
 

@@ -58,7 +58,7 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
     }
     // The Deployment cache fills as the controller consumes its watch: right after a start, a target that
     // exists may not be in it yet. Decide nothing before its first list is complete.
-    if tokio::time::timeout(CACHE_SYNC_WAIT, ctx.caches.deployments.wait_until_ready())
+    if tokio::time::timeout(CACHE_SYNC_WAIT, triggering_caches_ready(ctx))
         .await
         .is_err()
     {
@@ -133,6 +133,17 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
     Ok(plan
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Waits for the first list of the caches the controller fills from its trigger streams (Deployments,
+/// and ConfigMaps and Secrets with config tracking).
+async fn triggering_caches_ready(ctx: &Context) {
+    // A store whose writer is gone (not watched) answers at once with an error: nothing to wait for.
+    let _ = ctx.caches.deployments.wait_until_ready().await;
+    if ctx.config.enable_config_tracking {
+        let _ = ctx.caches.config_maps.wait_until_ready().await;
+        let _ = ctx.caches.secrets.wait_until_ready().await;
+    }
 }
 
 /// The condition flagger-rs adds to a Canary it cannot reconcile: `Valid=False` with the reason and the

@@ -104,6 +104,23 @@ pub async fn apply_deployment(client: &Client, desired: &Deployment) -> Result<D
         .map_err(act_error::<Deployment>("apply", &ns, &name))
 }
 
+/// Server-side applies another object flagger-rs owns for the primary (the `-primary` copies of tracked
+/// ConfigMaps and Secrets, the primary HorizontalPodAutoscaler), with the primary's field manager.
+pub async fn apply_primary_object<K>(client: &Client, desired: &K) -> Result<K, ActError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let (api, ns, name) = namespaced(client, desired);
+    let params = PatchParams::apply(managers::PRIMARY).force();
+    api.patch(&name, &params, &Patch::Apply(desired))
+        .await
+        .map_err(act_error::<K>("apply", &ns, &name))
+}
+
 /// Server-side applies a generated Service. A pre-existing Service of the same name (a user's apex
 /// Service) is taken over for the fields flagger-rs sets (selector, ports, its labels and annotations);
 /// fields other managers own, such as annotations added by other controllers, stay.

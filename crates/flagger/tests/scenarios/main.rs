@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 mod blue_green;
+mod configs;
 mod crash;
 mod gates;
 mod leader;

@@ -1,0 +1,208 @@
+//! Config tracking in the controller (Flagger 1.44 §2.9): the ConfigMaps and Secrets a target uses, read
+//! from the watch caches, their checksums for `status.trackedConfigs`, and their `<name>-primary` copies.
+//!
+//! The pure rules (which references count, which objects are tracked, the checksums and the copies) are in
+//! [`flagger_core::config`]; this module looks the objects up and writes the copies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use flagger_core::config::{self, ConfigRef};
+use flagger_core::hash::HashError;
+use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
+use kube::ResourceExt;
+
+use crate::act::is_subset;
+use crate::cache::Caches;
+use crate::context::Context;
+use crate::gate::NotLeader;
+
+/// A required ConfigMap or Secret is missing. Flagger's message; looking again later may help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {name}.{namespace} get query error: {plural} \"{name}\" not found")]
+pub struct MissingConfig {
+    /// `configmap` or `secret`.
+    pub kind: &'static str,
+    /// `configmaps` or `secrets`.
+    pub plural: &'static str,
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+}
+
+/// The tracked ConfigMaps and Secrets of a target, as the caches show them.
+#[derive(Clone, Debug, Default)]
+pub struct TrackedConfigs {
+    /// Tracked ConfigMaps.
+    pub config_maps: Vec<Arc<ConfigMap>>,
+    /// Tracked Secrets.
+    pub secrets: Vec<Arc<Secret>>,
+}
+
+impl TrackedConfigs {
+    /// The tracked objects by reference (what the primary's references are renamed for).
+    pub fn refs(&self) -> BTreeSet<ConfigRef> {
+        self.config_maps
+            .iter()
+            .map(|cm| ConfigRef::ConfigMap(cm.name_any()))
+            .chain(self.secrets.iter().map(|s| ConfigRef::Secret(s.name_any())))
+            .collect()
+    }
+
+    /// `status.trackedConfigs`: `configmap/<name>` or `secret/<name>` → Flagger's checksum of the data.
+    pub fn checksums(&self) -> Result<BTreeMap<String, String>, HashError> {
+        let mut out = BTreeMap::new();
+        for cm in &self.config_maps {
+            out.insert(
+                ConfigRef::ConfigMap(cm.name_any()).status_key(),
+                config::config_map_checksum(cm)?,
+            );
+        }
+        for secret in &self.secrets {
+            out.insert(
+                ConfigRef::Secret(secret.name_any()).status_key(),
+                config::secret_checksum(secret)?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The tracked configs of a pod spec in `namespace`. A required reference to a missing object is an error;
+/// an `optional` one is skipped, as are objects opted out with `flagger.app/config-tracking: disabled` and
+/// Secrets of untracked types.
+pub fn observe(caches: &Caches, namespace: &str, spec: &PodSpec) -> Result<TrackedConfigs, MissingConfig> {
+    let mut tracked = TrackedConfigs::default();
+    for (reference, required) in config::referenced(spec) {
+        match &reference {
+            ConfigRef::ConfigMap(name) => match caches.config_map(namespace, name) {
+                Some(cm) if config::tracks_config_map(&cm) => tracked.config_maps.push(cm),
+                Some(_) => {}
+                None if required => {
+                    return Err(MissingConfig {
+                        kind: "configmap",
+                        plural: "configmaps",
+                        name: name.clone(),
+                        namespace: namespace.to_owned(),
+                    });
+                }
+                None => tracing::debug!("optional configmap {name}.{namespace} not found, skipping"),
+            },
+            ConfigRef::Secret(name) => match caches.secret(namespace, name) {
+                Some(secret) if config::tracks_secret(&secret) => tracked.secrets.push(secret),
+                Some(_) => {}
+                None if required => {
+                    return Err(MissingConfig {
+                        kind: "secret",
+                        plural: "secrets",
+                        name: name.clone(),
+                        namespace: namespace.to_owned(),
+                    });
+                }
+                None => tracing::debug!("optional secret {name}.{namespace} not found, skipping"),
+            },
+        }
+    }
+    Ok(tracked)
+}
+
+/// Writing a `-primary` copy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// The write failed.
+    #[error(transparent)]
+    Write(#[from] flagger_k8s::ActError),
+    /// This process lost leadership.
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+}
+
+/// Whether a copy must be written: it is missing, its data (or type) is not exactly the desired data, or
+/// the desired metadata is not all there.
+fn differs<K: serde::Serialize>(desired: &K, actual: Option<&K>) -> bool {
+    let Some(actual) = actual else {
+        return true;
+    };
+    match (serde_json::to_value(desired), serde_json::to_value(actual)) {
+        (Ok(d), Ok(a)) => {
+            let exact = ["data", "binaryData", "type"]
+                .iter()
+                .all(|k| d.get(k).filter(|v| !v.is_null()) == a.get(k).filter(|v| !v.is_null()));
+            !(exact && is_subset(&d["metadata"], &a["metadata"]))
+        }
+        _ => true,
+    }
+}
+
+/// Whether some `-primary` copy is missing or holds other data than its source: the primary does not run
+/// the current configs yet (a promotion must then restart it).
+pub fn copies_outdated(caches: &Caches, tracked: &TrackedConfigs) -> bool {
+    let copy = |name: String| format!("{name}{}", flagger_core::primary::PRIMARY_SUFFIX);
+    tracked.config_maps.iter().any(|cm| {
+        let ns = cm.namespace().unwrap_or_default();
+        caches
+            .config_map(&ns, &copy(cm.name_any()))
+            .is_none_or(|c| c.data != cm.data || c.binary_data != cm.binary_data)
+    }) || tracked.secrets.iter().any(|s| {
+        let ns = s.namespace().unwrap_or_default();
+        caches
+            .secret(&ns, &copy(s.name_any()))
+            .is_none_or(|c| c.data != s.data)
+    })
+}
+
+/// Creates or updates the `<name>-primary` copies of the tracked configs (Flagger's
+/// `CreatePrimaryConfigs`), writing only those that differ from the cache.
+pub async fn sync_primary_copies(
+    ctx: &Context,
+    canary: &flagger_api::Canary,
+    tracked: &TrackedConfigs,
+) -> Result<(), CopyError> {
+    let Some(owner) = flagger_k8s::owner_reference(canary) else {
+        return Ok(());
+    };
+    let prefixes = &ctx.config.workload.include_label_prefixes;
+    for cm in &tracked.config_maps {
+        let ns = cm.namespace().unwrap_or_default();
+        let name = format!("{}{}", cm.name_any(), flagger_core::primary::PRIMARY_SUFFIX);
+        let existing = ctx.caches.config_map(&ns, &name);
+        let desired = config::primary_config_map(cm, owner.clone(), existing.as_deref(), prefixes);
+        if differs(&desired, existing.as_deref()) {
+            ctx.gate.check()?;
+            flagger_k8s::apply_primary_object(&ctx.client, &desired).await?;
+            tracing::info!("ConfigMap {name} synced");
+        }
+    }
+    for secret in &tracked.secrets {
+        let ns = secret.namespace().unwrap_or_default();
+        let name = format!("{}{}", secret.name_any(), flagger_core::primary::PRIMARY_SUFFIX);
+        let existing = ctx.caches.secret(&ns, &name);
+        let desired = config::primary_secret(secret, owner.clone(), existing.as_deref(), prefixes);
+        if differs(&desired, existing.as_deref()) {
+            ctx.gate.check()?;
+            flagger_k8s::apply_primary_object(&ctx.client, &desired).await?;
+            tracing::info!("Secret {name} synced");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_configs_read_like_flaggers_errors() {
+        let e = MissingConfig {
+            kind: "configmap",
+            plural: "configmaps",
+            name: "podinfo-config".into(),
+            namespace: "test".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "configmap podinfo-config.test get query error: configmaps \"podinfo-config\" not found"
+        );
+    }
+}
