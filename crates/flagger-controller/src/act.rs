@@ -183,7 +183,17 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
             }
             Action::ReconcileApexService => {
                 if let Some([_, _, apex]) = &services {
-                    apply_services(ctx, std::slice::from_ref(apex)).await?;
+                    let mut apex = apex.clone();
+                    // A user's own apex Service is taken over without an owner reference, as Flagger does:
+                    // deleting the Canary must not garbage-collect it.
+                    if ctx
+                        .caches
+                        .service(&ns, &apex.name_any())
+                        .is_some_and(|s| !crate::finalizer::controlled_by_canary(&s))
+                    {
+                        apex.metadata.owner_references = None;
+                    }
+                    apply_services(ctx, std::slice::from_ref(&apex)).await?;
                 }
             }
             Action::CheckMetricProviders => {

@@ -22,6 +22,7 @@ pub mod configs;
 pub mod context;
 pub mod controller;
 pub mod events;
+pub mod finalizer;
 pub mod gate;
 pub mod hooks;
 pub mod observe;

@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::act::{self, ApplyError};
 use crate::context::Context;
+use crate::finalizer::{self, Finalizing};
 use crate::hooks;
 use crate::observe::{self, ObserveError};
 
@@ -53,7 +54,7 @@ pub async fn reconcile(canary: Arc<Canary>, ctx: Arc<Context>) -> Result<Action,
 }
 
 async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, ReconcileError> {
-    if canary.metadata.deletion_timestamp.is_some() {
+    if canary.metadata.deletion_timestamp.is_some() && !finalizer::has_finalizer(&canary) {
         return Ok(Action::await_change());
     }
     // The Deployment cache fills as the controller consumes its watch: right after a start, a target that
@@ -63,6 +64,14 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
         .is_err()
     {
         return Ok(Action::requeue(RETRY_AFTER));
+    }
+    // revertOnDeletion: the finalizer is added, removed or acted on before anything else (an invalid
+    // Canary can still be deleted).
+    match finalizer::step(ctx, &canary).await? {
+        Finalizing::No => {}
+        // The write of the finalizer triggers the next reconcile.
+        Finalizing::Done => return Ok(Action::await_change()),
+        Finalizing::WaitFor(wait) => return Ok(Action::requeue(wait)),
     }
     let interval = canary.analysis_interval();
     let now = Timestamp::now();

@@ -186,3 +186,62 @@ pub async fn patch_canary_conditions(
         .await
         .map_err(act_error::<Canary>("update conditions of", &ns, &name))
 }
+
+/// Sets the Canary's `metadata.finalizers` to `finalizers`, guarded by the resourceVersion of `canary` (a
+/// JSON patch that tests it first), so finalizers added meanwhile by others are never dropped.
+pub async fn set_canary_finalizers(
+    client: &Client,
+    canary: &Canary,
+    finalizers: &[String],
+) -> Result<Canary, ActError> {
+    let ns = canary.namespace().unwrap_or_default();
+    let name = canary.name_any();
+    let api: Api<Canary> = Api::namespaced(client.clone(), &ns);
+    let mut ops = Vec::new();
+    if let Some(rv) = canary.resource_version() {
+        ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}));
+    }
+    ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": finalizers}));
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::Value::Array(ops)).map_err(|e| ActError {
+            action: "update finalizers of",
+            kind: "Canary",
+            namespace: ns.clone(),
+            name: name.clone(),
+            source: kube::Error::SerdeError(e),
+        })?;
+    api.patch(&name, &manager(managers::STATUS), &Patch::Json::<()>(patch))
+        .await
+        .map_err(act_error::<Canary>("update finalizers of", &ns, &name))
+}
+
+/// Replaces the selector of a Service (used to give a user's apex Service its own selector back). Keys of
+/// the current selector that `selector` lacks are removed.
+pub async fn set_service_selector(
+    client: &Client,
+    service: &Service,
+    selector: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ActError> {
+    let (api, ns, name) = namespaced(client, service);
+    let mut patch = serde_json::Map::new();
+    for key in service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        if !selector.contains_key(key) {
+            patch.insert(key.clone(), serde_json::Value::Null);
+        }
+    }
+    for (k, v) in selector {
+        patch.insert(k.clone(), json!(v));
+    }
+    let patch = json!({"spec": {"selector": patch}});
+    api.patch(&name, &manager(managers::SERVICES), &Patch::Merge(&patch))
+        .await
+        .map(drop)
+        .map_err(act_error::<Service>("restore the selector of", &ns, &name))
+}

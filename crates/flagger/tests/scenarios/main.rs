@@ -6,6 +6,7 @@
 mod blue_green;
 mod configs;
 mod crash;
+mod finalizer;
 mod gates;
 mod leader;
 mod problems;
