@@ -39,6 +39,9 @@ pub enum ApplyError {
     /// The primary cannot be built from the target.
     #[error(transparent)]
     Primary(#[from] primary::PrimaryError),
+    /// The autoscaler's primary copy or pause could not be written.
+    #[error(transparent)]
+    Scaler(#[from] crate::scaler::ScalerError),
 }
 
 impl From<CopyError> for ApplyError {
@@ -58,6 +61,7 @@ impl ApplyError {
             Self::Router(_) => "router",
             Self::NotLeader(_) => "not_leader",
             Self::Primary(_) => "primary",
+            Self::Scaler(_) => "autoscaler",
         }
     }
 }
@@ -138,12 +142,19 @@ fn desired_primary(
     let Some(owner) = flagger_k8s::owner_reference(&obs.canary) else {
         return Ok(None);
     };
+    // With an autoscaler, the primary's replicas are the autoscaler's business once it exists (Flagger
+    // copies them only without one).
+    let replicas = obs
+        .scaler
+        .as_ref()
+        .and(obs.primary.as_ref())
+        .and_then(|p| p.spec.replicas);
     Ok(Some(primary::desired_primary(
         &obs.target,
         owner,
         &ctx.config.workload,
         &obs.configs.refs(),
-        None,
+        replicas,
         flagger_id,
     )?))
 }
@@ -219,10 +230,17 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                     ctx.note_created(key);
                 }
             }
-            Action::ReconcilePrimaryScaler { .. }
-            | Action::PauseTargetScaler
-            | Action::ResumeTargetScaler => {
-                // Canaries with an autoscalerRef are refused by observe in this build.
+            Action::ReconcilePrimaryScaler { init } => {
+                if let Some(scaler) = &obs.scaler {
+                    scaler.reconcile_primary(ctx, canary, *init).await?;
+                }
+            }
+            Action::PauseTargetScaler | Action::ResumeTargetScaler => {
+                if let Some(scaler) = &obs.scaler {
+                    scaler
+                        .set_paused(ctx, matches!(action, Action::PauseTargetScaler))
+                        .await?;
+                }
             }
             Action::ReconcileMeshRouter => obs.router.reconcile(&route_cx).await?,
             Action::ScaleToZero => {
@@ -233,10 +251,13 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                 }
             }
             Action::ScaleFromZero => {
+                // Flagger's rule: the target's own count, else the autoscaler's minimum (when above
+                // one), else the primary's count, else one.
                 let positive = |r: Option<i32>| r.filter(|r| *r > 0);
-                let replicas = positive(obs.target.spec.replicas)
-                    .or_else(|| positive(obs.primary.as_ref().and_then(|p| p.spec.replicas)))
-                    .unwrap_or(1);
+                let replicas = positive(obs.target.spec.replicas).unwrap_or_else(|| match &obs.scaler {
+                    Some(scaler) => scaler.scale_from_zero_replicas(),
+                    None => positive(obs.primary.as_ref().and_then(|p| p.spec.replicas)).unwrap_or(1),
+                });
                 ctx.gate.check()?;
                 flagger_k8s::scale_deployment(&ctx.client, &ns, target, replicas).await?;
             }

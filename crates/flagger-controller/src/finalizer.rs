@@ -124,6 +124,13 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
         record(ctx, canary, format!("Terminating canary {}", key(canary))).await;
     }
 
+    // The target must not stay at zero because KEDA was told to hold it there.
+    match crate::scaler::observe(&ctx.caches, canary).await {
+        Ok(Some(scaler)) => scaler.set_paused(ctx, false).await?,
+        Ok(None) => {}
+        Err(e) => tracing::warn!("{} cannot resume the target's autoscaler: {e}", key(canary)),
+    }
+
     let target_name = canary.spec.target_ref.name.as_str();
     let Some(target) = ctx.caches.deployment(&ns, target_name) else {
         // Nothing to give traffic back to (the target is gone, e.g. the namespace is being deleted).

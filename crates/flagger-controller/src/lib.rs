@@ -28,6 +28,7 @@ pub mod hooks;
 pub mod observe;
 pub mod reconcile;
 pub mod router;
+pub mod scaler;
 
 pub use config::ControllerConfig;
 pub use controller::{RunError, Runtime, run};

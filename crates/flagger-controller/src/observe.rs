@@ -16,6 +16,7 @@ use kube::ResourceExt;
 use crate::configs::{self, MissingConfig, TrackedConfigs};
 use crate::context::Context;
 use crate::router::{AnyRouter, RouteCx, RouterError};
+use crate::scaler::{self, Scaler, ScalerError};
 
 /// What observe found about one canary.
 pub struct Observation {
@@ -43,6 +44,8 @@ pub struct Observation {
     pub primary_runs_target: bool,
     /// The target's tracked ConfigMaps and Secrets (none without config tracking).
     pub configs: TrackedConfigs,
+    /// The target's autoscaler (`autoscalerRef`).
+    pub scaler: Option<Scaler>,
 }
 
 impl Observation {
@@ -89,6 +92,9 @@ pub enum ObserveError {
     /// The target has no usable selector label.
     #[error(transparent)]
     Selector(#[from] PrimaryError),
+    /// The autoscaler cannot be read.
+    #[error(transparent)]
+    Scaler(#[from] ScalerError),
     /// A ConfigMap or Secret the target requires is missing.
     #[error(transparent)]
     Config(#[from] MissingConfig),
@@ -109,6 +115,7 @@ impl ObserveError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::TargetNotFound { .. } | Self::Selector(_) | Self::Config(_) => true,
+            Self::Scaler(e) => e.is_transient(),
             Self::Router(e) => e.is_transient(),
             Self::Invalid(_) | Self::Unsupported(_) | Self::Hash(_) | Self::Provider(_) => false,
         }
@@ -122,6 +129,7 @@ impl ObserveError {
             Self::TargetNotFound { .. } => "TargetNotFound",
             Self::Selector(_) => "NoSelectorLabel",
             Self::Config(_) => "ConfigNotFound",
+            Self::Scaler(_) => "AutoscalerError",
             Self::Hash(_) => "HashError",
             Self::Provider(_) => "UnknownProvider",
             Self::Router(_) => "RouterError",
@@ -136,6 +144,7 @@ impl ObserveError {
             Self::TargetNotFound { .. } => "target_not_found",
             Self::Selector(_) => "selector",
             Self::Config(_) => "config_not_found",
+            Self::Scaler(_) => "autoscaler",
             Self::Hash(_) => "hash",
             Self::Provider(_) => "provider",
             Self::Router(_) => "router",
@@ -172,11 +181,6 @@ pub fn validate(ctx: &Context, canary: &Canary) -> Result<(), ObserveError> {
             "targetRef kind {} is not supported by this build of flagger-rs yet (Deployment is)",
             canary.spec.target_ref.kind
         )));
-    }
-    if canary.spec.autoscaler_ref.is_some() {
-        return Err(ObserveError::Unsupported(
-            "autoscalerRef is not supported by this build of flagger-rs yet".into(),
-        ));
     }
     Ok(())
 }
@@ -232,6 +236,7 @@ pub async fn observe(
         spec_hash: spec_hash(template)?,
         configs: checksums,
     };
+    let scaler = scaler::observe(&ctx.caches, &canary).await?;
     let primary_runs_target = match &primary {
         Some(p) => primary::runs_target(p, &target, &ctx.config.workload, &configs.refs())?,
         None => false,
@@ -268,6 +273,7 @@ pub async fn observe(
         routes,
         primary_runs_target,
         configs,
+        scaler,
     })
 }
 

@@ -3,6 +3,7 @@
 //! Flagger's minimum (10s), so a release takes one to two minutes.
 #![allow(dead_code, clippy::unwrap_used)]
 
+mod autoscalers;
 mod blue_green;
 mod configs;
 mod crash;
