@@ -41,7 +41,7 @@ pub enum ApplyError {
     Primary(#[from] primary::PrimaryError),
     /// The autoscaler's primary copy or pause could not be written.
     #[error(transparent)]
-    Scaler(#[from] crate::scaler::ScalerError),
+    Scaler(Box<crate::scaler::ScalerError>),
 }
 
 impl From<CopyError> for ApplyError {
@@ -356,6 +356,12 @@ impl From<RouterError> for ApplyError {
 impl From<ActError> for ApplyError {
     fn from(e: ActError) -> Self {
         Self::Write(Box::new(e))
+    }
+}
+
+impl From<crate::scaler::ScalerError> for ApplyError {
+    fn from(e: crate::scaler::ScalerError) -> Self {
+        Self::Scaler(Box::new(e))
     }
 }
 

@@ -94,7 +94,7 @@ pub enum ObserveError {
     Selector(#[from] PrimaryError),
     /// The autoscaler cannot be read.
     #[error(transparent)]
-    Scaler(#[from] ScalerError),
+    Scaler(Box<ScalerError>),
     /// A ConfigMap or Secret the target requires is missing.
     #[error(transparent)]
     Config(#[from] MissingConfig),
@@ -291,5 +291,11 @@ fn uses_routes(phase: CanaryPhase) -> bool {
 impl From<RouterError> for ObserveError {
     fn from(e: RouterError) -> Self {
         Self::Router(Box::new(e))
+    }
+}
+
+impl From<ScalerError> for ObserveError {
+    fn from(e: ScalerError) -> Self {
+        Self::Scaler(Box::new(e))
     }
 }
