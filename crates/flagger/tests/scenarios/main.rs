@@ -3,6 +3,8 @@
 //! Flagger's minimum (10s), so a release takes one to two minutes.
 #![allow(dead_code, clippy::unwrap_used)]
 
+mod alerts;
+mod analysis;
 mod autoscalers;
 mod blue_green;
 mod configs;
@@ -10,6 +12,7 @@ mod crash;
 mod finalizer;
 mod gates;
 mod leader;
+mod migration;
 mod problems;
 mod progressive;
 mod revision;
