@@ -8,6 +8,7 @@
 //!
 //! Every write goes through [`RouteCx::gate`], so a process that lost the leader lease writes nothing.
 
+pub mod gatewayapi;
 pub mod kubernetes;
 pub mod smi;
 
@@ -85,6 +86,8 @@ pub enum AnyRouter {
     Kubernetes,
     /// `linkerd`, `osm`, `smi:*`: an SMI TrafficSplit.
     Smi(smi::SmiRouter),
+    /// `gatewayapi:v1`, `gatewayapi:v1beta1`: a Gateway API HTTPRoute.
+    GatewayApi(gatewayapi::GatewayApiRouter),
     /// A provider whose router is not built yet.
     Unsupported(MeshProvider),
 }
@@ -97,6 +100,12 @@ impl AnyRouter {
             MeshProvider::Linkerd | MeshProvider::Osm | MeshProvider::Smi { .. } => {
                 Self::Smi(smi::SmiRouter::for_provider(provider))
             }
+            MeshProvider::GatewayApiV1 => {
+                Self::GatewayApi(gatewayapi::GatewayApiRouter::new(gatewayapi::RouteVersion::V1))
+            }
+            MeshProvider::GatewayApiV1beta1 => Self::GatewayApi(gatewayapi::GatewayApiRouter::new(
+                gatewayapi::RouteVersion::V1beta1,
+            )),
             other => Self::Unsupported(other.clone()),
         }
     }
@@ -110,6 +119,7 @@ impl AnyRouter {
         match self {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.reconcile(cx).await,
+            Self::GatewayApi(r) => r.reconcile(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -119,6 +129,7 @@ impl AnyRouter {
         match self {
             Self::Kubernetes => Ok(kubernetes::get_routes(cx.canary)),
             Self::Smi(r) => r.get_routes(cx).await,
+            Self::GatewayApi(r) => r.get_routes(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -128,6 +139,7 @@ impl AnyRouter {
         match self {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.set_routes(cx, routes).await,
+            Self::GatewayApi(r) => r.set_routes(cx, routes).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -137,6 +149,7 @@ impl AnyRouter {
         match self {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.finalize(cx).await,
+            Self::GatewayApi(r) => r.finalize(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
