@@ -5,6 +5,7 @@
 //! - [`template`]: rendering of MetricTemplate and inline queries (`{{ namespace }}`, `{{ variables.x }}`, ...);
 //! - [`provider`]: the [`MetricProvider`](provider::MetricProvider) trait and its typed errors;
 //! - [`prometheus`]: the Prometheus provider;
+//! - [`providers`]: the other MetricTemplate providers and the dispatch by provider type ([`AnyProvider`]);
 //! - [`outcome`]: the classification of a check as Pass, Fail, NoData or Error, with Flagger's Event text.
 //!
 //! Nothing here reads Kubernetes objects: callers pass the Canary, the MetricTemplate and Secret data in.
@@ -14,10 +15,12 @@ pub mod gofmt;
 pub mod outcome;
 pub mod prometheus;
 pub mod provider;
+pub mod providers;
 pub mod template;
 
 pub use builtin::{BuiltinMetric, Observer, metrics_provider_key};
 pub use outcome::{Check, CheckError, CheckKind, Outcome, Verdict, evaluate, plan};
 pub use prometheus::{PrometheusAuth, PrometheusConfig, PrometheusProvider};
 pub use provider::{MetricProvider, ProviderError, ProviderInit};
+pub use providers::{AnyProvider, ProviderKey};
 pub use template::{MetricModel, RenderError, render};
