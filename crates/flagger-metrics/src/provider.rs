@@ -99,6 +99,15 @@ pub enum ProviderError {
         /// The missing key.
         key: &'static str,
     },
+    /// The template or its credentials cannot build the provider. `message` is Flagger's text for it, which
+    /// names the provider (e.g. `datadog credentials does not contain datadog_api_key`).
+    #[error("{message}")]
+    Config {
+        /// Provider type.
+        provider: &'static str,
+        /// What is wrong, in Flagger's words.
+        message: String,
+    },
     /// A configured header name or value is not valid HTTP.
     #[error("{provider}: invalid header {name:?}: {reason}")]
     InvalidHeader {
@@ -172,6 +181,7 @@ impl ProviderError {
             Self::MultipleValues { .. } => "MultipleValues",
             Self::InvalidAddress { .. } => "InvalidAddress",
             Self::MissingCredential { .. } => "MissingCredential",
+            Self::Config { .. } => "Config",
             Self::InvalidHeader { .. } => "InvalidHeader",
             Self::Client { .. } => "Client",
             Self::Request { .. } => "Request",

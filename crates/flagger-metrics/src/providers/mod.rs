@@ -46,9 +46,9 @@ impl AnyProvider {
         match init.provider.type_.as_str() {
             "prometheus" => prometheus(init),
             other if falls_back_to_prometheus(other) => prometheus(init),
-            other => Err(ProviderError::Client {
+            other => Err(ProviderError::Config {
                 provider: known_type(other),
-                reason: format!("the {other} metric provider is not available in this build of flagger-rs"),
+                message: format!("the {other} metric provider is not available in this build of flagger-rs"),
             }),
         }
     }
