@@ -73,7 +73,7 @@ fn weighted<'a>(routes: Routes, cookies: &'a Cookies) -> Shape<'a> {
 
 macro_rules! snapshot {
     ($name:expr, $value:expr) => {
-        insta::with_settings!({sort_maps => true, prepend_module_to_snapshot => false}, {
+        insta::with_settings!({sort_maps => true}, {
             insta::assert_yaml_snapshot!($name, $value);
         })
     };
