@@ -6,7 +6,7 @@
 
 use flagger_api::{Canary, CanaryStatus, HookType};
 use flagger_core::machine::{Action, MetricUpdate, Plan};
-use flagger_core::primary::{self, FLAGGER_ID};
+use flagger_core::primary;
 use flagger_core::services;
 use flagger_k8s::ActError;
 use flagger_leader::uuid_v4;
@@ -22,6 +22,7 @@ use crate::gate::NotLeader;
 use crate::hooks;
 use crate::observe::Observation;
 use crate::router::{RouteCx, RouterError};
+use crate::workload::{DesiredPrimary, Workload};
 
 /// A plan could not be applied completely. The actions before the failing one were applied; the next
 /// reconcile decides again from what the cluster shows.
@@ -108,7 +109,7 @@ fn service_differs(ctx: &Context, desired: &Service) -> bool {
 /// The Services of the canary: `[canary, primary, apex]`.
 fn desired_services(obs: &Observation) -> Option<[Service; 3]> {
     let owner = flagger_k8s::owner_reference(&obs.canary)?;
-    let containers = &obs.target.spec.template.spec.as_ref()?.containers;
+    let containers = &obs.target.template().spec.as_ref()?.containers;
     let ports = if obs.canary.spec.service.port_discovery == Some(true) {
         services::discovered_ports(&obs.canary, containers)
     } else {
@@ -138,7 +139,7 @@ fn desired_primary(
     ctx: &Context,
     obs: &Observation,
     flagger_id: &str,
-) -> Result<Option<k8s_openapi::api::apps::v1::Deployment>, ApplyError> {
+) -> Result<Option<DesiredPrimary>, ApplyError> {
     let Some(owner) = flagger_k8s::owner_reference(&obs.canary) else {
         return Ok(None);
     };
@@ -148,28 +149,14 @@ fn desired_primary(
         .scaler
         .as_ref()
         .and(obs.primary.as_ref())
-        .and_then(|p| p.spec.replicas);
-    Ok(Some(primary::desired_primary(
-        &obs.target,
+        .and_then(Workload::replicas);
+    Ok(Some(obs.target.desired_primary(
         owner,
         &ctx.config.workload,
         &obs.configs.refs(),
         replicas,
         flagger_id,
     )?))
-}
-
-fn current_flagger_id(obs: &Observation) -> Option<String> {
-    obs.primary
-        .as_ref()?
-        .spec
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(FLAGGER_ID)
-        .cloned()
 }
 
 /// Applies `plan` for the observed canary. Returns the Canary as written when the status was written.
@@ -219,14 +206,14 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                 ctx.recorder.record(canary, &event, &ctx.gate).await;
             }
             Action::EnsurePrimary => {
-                let key = format!("Deployment/{ns}/{target}{}", primary::PRIMARY_SUFFIX);
+                let key = format!("{}/{ns}/{target}{}", obs.target.kind(), primary::PRIMARY_SUFFIX);
                 if obs.primary.is_none()
                     && !ctx.was_created(&key)
                     && let Some(desired) = desired_primary(ctx, obs, &uuid_v4())?
                 {
                     configs::sync_primary_copies(ctx, canary, &obs.configs).await?;
                     ctx.gate.check()?;
-                    flagger_k8s::apply_deployment(&ctx.client, &desired).await?;
+                    desired.apply(&ctx.client).await?;
                     ctx.note_created(key);
                 }
             }
@@ -244,22 +231,26 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
             }
             Action::ReconcileMeshRouter => obs.router.reconcile(&route_cx).await?,
             Action::ScaleToZero => {
-                if obs.target.spec.replicas != Some(0) {
+                if !obs.target.scaled_to_zero() {
                     ctx.gate.check()?;
-                    tracing::info!(canary = %format!("{}.{ns}", canary.name_any()), "Scaling down Deployment {target}.{ns}");
-                    flagger_k8s::scale_deployment(&ctx.client, &ns, target, 0).await?;
+                    tracing::info!(
+                        canary = %format!("{}.{ns}", canary.name_any()),
+                        "Scaling down {} {target}.{ns}",
+                        obs.target.kind()
+                    );
+                    obs.target.scale(&ctx.client, 0).await?;
                 }
             }
             Action::ScaleFromZero => {
                 // Flagger's rule: the target's own count, else the autoscaler's minimum (when above
                 // one), else the primary's count, else one.
                 let positive = |r: Option<i32>| r.filter(|r| *r > 0);
-                let replicas = positive(obs.target.spec.replicas).unwrap_or_else(|| match &obs.scaler {
+                let replicas = positive(obs.target.replicas()).unwrap_or_else(|| match &obs.scaler {
                     Some(scaler) => scaler.scale_from_zero_replicas(),
-                    None => positive(obs.primary.as_ref().and_then(|p| p.spec.replicas)).unwrap_or(1),
+                    None => positive(obs.primary.as_ref().and_then(Workload::replicas)).unwrap_or(1),
                 });
                 ctx.gate.check()?;
-                flagger_k8s::scale_deployment(&ctx.client, &ns, target, replicas).await?;
+                obs.target.scale(&ctx.client, replicas).await?;
             }
             Action::SetRoutes(routes) => obs.router.set_routes(&route_cx, *routes).await?,
             Action::Promote => {
@@ -267,13 +258,16 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                 // id would restart every primary pod for nothing (Flagger draws a new one at every promotion).
                 let unchanged =
                     obs.primary_runs_target && !configs::copies_outdated(&ctx.caches, &obs.configs);
-                let id = current_flagger_id(obs)
+                let id = obs
+                    .primary
+                    .as_ref()
+                    .and_then(Workload::flagger_id)
                     .filter(|_| unchanged)
                     .unwrap_or_else(uuid_v4);
                 if let Some(desired) = desired_primary(ctx, obs, &id)? {
                     configs::sync_primary_copies(ctx, canary, &obs.configs).await?;
                     ctx.gate.check()?;
-                    flagger_k8s::apply_deployment(&ctx.client, &desired).await?;
+                    desired.apply(&ctx.client).await?;
                 }
             }
             Action::WriteStatus => {

@@ -17,7 +17,7 @@ use flagger_api::{AlertProvider, Canary, MetricTemplate};
 use flagger_core::config::TRACKED_SECRET_TYPES;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -54,6 +54,8 @@ pub struct Triggers {
     pub canaries: Trigger<Canary>,
     /// Deployment changes (a target's new revision, a primary's rollout).
     pub deployments: Trigger<Deployment>,
+    /// DaemonSet changes.
+    pub daemonsets: Trigger<DaemonSet>,
     /// ConfigMap changes (with config tracking).
     pub config_maps: Option<Trigger<ConfigMap>>,
     /// Secret changes (with config tracking).
@@ -80,6 +82,8 @@ pub struct Caches {
     pub canaries: Store<Canary>,
     /// Deployments (targets and primaries).
     pub deployments: Store<Deployment>,
+    /// DaemonSets (targets and primaries).
+    pub daemonsets: Store<DaemonSet>,
     /// Services (generated and apex).
     pub services: Store<Service>,
     /// HorizontalPodAutoscalers (`autoscalerRef` of kind HorizontalPodAutoscaler and their primaries).
@@ -203,6 +207,7 @@ impl Caches {
     ) -> (Self, Triggers) {
         let (canaries, canary_trigger) = triggering(api::<Canary>(client, namespace));
         let (deployments, deployment_trigger) = triggering(api::<Deployment>(client, namespace));
+        let (daemonsets, daemonset_trigger) = triggering(api::<DaemonSet>(client, namespace));
         let (config_maps, config_map_trigger, secrets, secret_trigger) = if options.track_configs {
             let (cms, cm_trigger) = triggering(api::<ConfigMap>(client, namespace));
             let (secrets, secret_trigger) = triggering_trimmed(api::<Secret>(client, namespace), trim_secret);
@@ -213,6 +218,7 @@ impl Caches {
         let caches = Self {
             canaries,
             deployments,
+            daemonsets,
             config_maps,
             secrets,
             hpas: background(api::<HorizontalPodAutoscaler>(client, namespace), shutdown),
@@ -229,6 +235,7 @@ impl Caches {
         let triggers = Triggers {
             canaries: canary_trigger,
             deployments: deployment_trigger,
+            daemonsets: daemonset_trigger,
             config_maps: config_map_trigger,
             secrets: secret_trigger,
         };
@@ -247,6 +254,11 @@ impl Caches {
     /// A Deployment by namespace and name.
     pub fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
         self.deployments.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// A DaemonSet by namespace and name.
+    pub fn daemonset(&self, namespace: &str, name: &str) -> Option<Arc<DaemonSet>> {
+        self.daemonsets.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// A ConfigMap by namespace and name.

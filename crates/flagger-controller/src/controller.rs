@@ -8,7 +8,6 @@ use flagger_core::config::ConfigRef;
 use flagger_telemetry::metrics::OperatorMetrics;
 use flagger_webhooks::client::WebhookClient;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams};
 use kube::runtime::Controller;
 use kube::runtime::reflector::ObjectRef;
@@ -61,17 +60,20 @@ pub struct Runtime {
     pub readiness: flagger_telemetry::http::Readiness,
 }
 
-/// The canaries a Deployment event concerns: those whose target or primary it is.
-fn canaries_of(canaries: &kube::runtime::reflector::Store<Canary>, d: &Deployment) -> Vec<ObjectRef<Canary>> {
-    let ns = d.namespace();
-    let name = d.name_any();
+/// The canaries a workload event concerns: those whose target or primary it is.
+fn canaries_of(
+    canaries: &kube::runtime::reflector::Store<Canary>,
+    kind: &str,
+    namespace: Option<String>,
+    name: &str,
+) -> Vec<ObjectRef<Canary>> {
     canaries
         .state()
         .iter()
-        .filter(|c| c.namespace() == ns)
+        .filter(|c| c.namespace() == namespace && c.spec.target_ref.kind == kind)
         .filter(|c| {
             let target = &c.spec.target_ref.name;
-            *target == name || name.strip_suffix("-primary") == Some(target.as_str())
+            target == name || name.strip_suffix("-primary") == Some(target.as_str())
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()
@@ -92,9 +94,8 @@ fn canaries_using(
         .iter()
         .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
         .filter(|c| {
-            caches
-                .deployment(&ns, &c.spec.target_ref.name)
-                .and_then(|d| d.spec.template.spec.clone())
+            crate::workload::lookup(caches, &c.spec.target_ref.kind, &ns, &c.spec.target_ref.name)
+                .and_then(|w| w.template().spec.clone())
                 .is_some_and(|spec| flagger_core::config::referenced(&spec).contains_key(reference))
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
@@ -148,7 +149,13 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
     let store = caches.canaries.clone();
     let stop = shutdown.clone();
     let mut controller = Controller::for_stream(triggers.canaries, caches.canaries.clone())
-        .watches_stream(triggers.deployments, move |d| canaries_of(&store, &d));
+        .watches_stream(triggers.deployments, move |d| {
+            canaries_of(&store, "Deployment", d.namespace(), &d.name_any())
+        });
+    let store = caches.canaries.clone();
+    controller = controller.watches_stream(triggers.daemonsets, move |d| {
+        canaries_of(&store, "DaemonSet", d.namespace(), &d.name_any())
+    });
     if let Some(config_maps) = triggers.config_maps {
         let c = caches.clone();
         controller = controller.watches_stream(config_maps, move |cm| {

@@ -25,7 +25,6 @@ use std::time::Duration;
 use flagger_api::{Canary, CanaryPhase, CanaryStatus};
 use flagger_core::machine::{Event, Readiness};
 use flagger_core::primary;
-use flagger_core::readiness;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -34,6 +33,7 @@ use crate::act::ApplyError;
 use crate::context::Context;
 use crate::observe;
 use crate::router::{AnyRouter, RouteCx};
+use crate::workload::{self, Workload};
 
 /// Flagger's finalizer.
 pub const FINALIZER: &str = "finalizer.flagger.app";
@@ -132,7 +132,8 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
     }
 
     let target_name = canary.spec.target_ref.name.as_str();
-    let Some(target) = ctx.caches.deployment(&ns, target_name) else {
+    let kind = canary.spec.target_ref.kind.as_str();
+    let Some(target) = workload::lookup(&ctx.caches, kind, &ns, target_name) else {
         // Nothing to give traffic back to (the target is gone, e.g. the namespace is being deleted).
         tracing::info!(
             "{} target {target_name} not found, nothing to revert",
@@ -140,33 +141,40 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
         );
         return Ok(None);
     };
-    let primary = ctx
-        .caches
-        .deployment(&ns, &format!("{target_name}{}", primary::PRIMARY_SUFFIX));
-    // Flagger's Finalize: the primary's replicas (1 when unset); without a primary, ScaleFromZero's rule.
-    let replicas = match &primary {
-        Some(p) => p.spec.replicas.unwrap_or(1),
-        None => target.spec.replicas.filter(|r| *r > 0).unwrap_or(1),
+    let primary = workload::lookup(
+        &ctx.caches,
+        kind,
+        &ns,
+        &format!("{target_name}{}", primary::PRIMARY_SUFFIX),
+    );
+    // Flagger's Finalize: a Deployment gets the primary's replicas (1 when unset), or without a primary
+    // ScaleFromZero's rule; a DaemonSet loses its scale-to-zero nodeSelector.
+    let revert = match &target {
+        Workload::Deployment(d) => {
+            let replicas = match &primary {
+                Some(p) => p.replicas().unwrap_or(1),
+                None => d.spec.replicas.filter(|r| *r > 0).unwrap_or(1),
+            };
+            (d.spec.replicas != Some(replicas)).then_some(replicas)
+        }
+        Workload::DaemonSet(_) => target.scaled_to_zero().then_some(1),
     };
-    if target.spec.replicas != Some(replicas) {
+    if let Some(replicas) = revert {
         ctx.gate.check()?;
-        flagger_k8s::scale_deployment(&ctx.client, &ns, target_name, replicas).await?;
-        tracing::info!("{} Deployment {target_name}.{ns} reverted", key(canary));
+        target.scale(&ctx.client, replicas).await?;
+        tracing::info!("{} {kind} {target_name}.{ns} reverted", key(canary));
         return Ok(Some(READY_POLL));
     }
     let analysis = canary.analysis().cloned().unwrap_or_default();
-    if let Readiness::NotReady { message, .. } = readiness::deployment(
-        &target,
-        canary.progress_deadline_seconds(),
-        analysis.canary_ready_threshold(),
-        Timestamp::now(),
-    ) {
+    if let Readiness::NotReady { message, .. } =
+        target.readiness(canary, analysis.canary_ready_threshold(), Timestamp::now())
+    {
         tracing::info!("{} canary not ready during finalizing: {message}", key(canary));
         return Ok(Some(READY_POLL));
     }
 
     // The target serves: give the user's apex Service its selector back.
-    if let Ok((label, value)) = primary::selector_label(&target, &ctx.config.workload)
+    if let Ok((label, value)) = target.selector_label(&ctx.config.workload)
         && let Some(service) = ctx.caches.service(&ns, canary.service_name())
         && !controlled_by_canary(&service)
     {

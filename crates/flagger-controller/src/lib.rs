@@ -29,6 +29,7 @@ pub mod observe;
 pub mod reconcile;
 pub mod router;
 pub mod scaler;
+pub mod workload;
 
 pub use config::ControllerConfig;
 pub use controller::{RunError, Runtime, run};

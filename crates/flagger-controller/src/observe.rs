@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use flagger_api::{Canary, CanaryPhase};
-use flagger_core::hash::{HashError, spec_hash};
+use flagger_core::hash::HashError;
 use flagger_core::machine::{self, Observed, Readiness, Routes, TargetRevision};
 use flagger_core::primary::{self, PrimaryError};
 use flagger_core::provider::{MeshProvider, UnknownProvider};
-use flagger_core::readiness;
 use flagger_core::validate::{ValidationContext, validate_canary};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -17,15 +15,16 @@ use crate::configs::{self, MissingConfig, TrackedConfigs};
 use crate::context::Context;
 use crate::router::{AnyRouter, RouteCx, RouterError};
 use crate::scaler::{self, Scaler, ScalerError};
+use crate::workload::{self, Workload};
 
 /// What observe found about one canary.
 pub struct Observation {
     /// The Canary (the freshest known version).
     pub canary: Arc<Canary>,
-    /// The target Deployment.
-    pub target: Arc<Deployment>,
-    /// The primary Deployment, if it exists.
-    pub primary: Option<Arc<Deployment>>,
+    /// The target workload.
+    pub target: Workload,
+    /// The primary workload, if it exists.
+    pub primary: Option<Workload>,
     /// The selector label key and the target's value for it.
     pub selector: (String, String),
     /// The provider in effect.
@@ -56,7 +55,7 @@ impl Observation {
             target: self.revision.clone(),
             primary: self.primary_ready.clone(),
             canary_workload: self.canary_ready.clone(),
-            target_scaled_to_zero: self.target.spec.replicas == Some(0),
+            target_scaled_to_zero: self.target.scaled_to_zero(),
             routes: self.routes,
             provider: self.provider.clone(),
             primary_runs_target: self.primary_runs_target,
@@ -82,7 +81,7 @@ pub enum ObserveError {
     /// The target does not exist.
     #[error("{kind} {name}.{namespace} not found")]
     TargetNotFound {
-        /// `Deployment`.
+        /// `Deployment` or `DaemonSet`.
         kind: String,
         /// Its name.
         name: String,
@@ -176,9 +175,9 @@ pub fn validate(ctx: &Context, canary: &Canary) -> Result<(), ObserveError> {
                 .join("; "),
         )
     })?;
-    if canary.spec.target_ref.kind != "Deployment" {
+    if !workload::is_workload_kind(&canary.spec.target_ref.kind) {
         return Err(ObserveError::Unsupported(format!(
-            "targetRef kind {} is not supported by this build of flagger-rs yet (Deployment is)",
+            "targetRef kind {} is not supported by this build of flagger-rs yet (Deployment and DaemonSet are)",
             canary.spec.target_ref.kind
         )));
     }
@@ -193,37 +192,41 @@ pub async fn observe(
 ) -> Result<Observation, ObserveError> {
     let ns = canary.namespace().unwrap_or_default();
     let target_name = canary.spec.target_ref.name.clone();
-    let target = ctx
-        .caches
-        .deployment(&ns, &target_name)
-        .ok_or_else(|| ObserveError::TargetNotFound {
-            kind: canary.spec.target_ref.kind.clone(),
+    let kind = canary.spec.target_ref.kind.as_str();
+    let target = workload::lookup(&ctx.caches, kind, &ns, &target_name).ok_or_else(|| {
+        ObserveError::TargetNotFound {
+            kind: kind.to_owned(),
             name: target_name.clone(),
             namespace: ns.clone(),
-        })?;
-    let selector = primary::selector_label(&target, &ctx.config.workload)?;
+        }
+    })?;
+    let selector = target.selector_label(&ctx.config.workload)?;
+    if let Workload::DaemonSet(ds) = &target {
+        primary::check_rolling_update(ds)?;
+    }
     let provider = provider(&canary, &ctx.config.mesh_provider)?;
     let router = AnyRouter::for_provider(&provider);
 
     let primary_name = format!("{target_name}{}", primary::PRIMARY_SUFFIX);
-    let primary = ctx.caches.deployment(&ns, &primary_name);
-    let created_key = format!("Deployment/{ns}/{primary_name}");
+    let primary = workload::lookup(&ctx.caches, kind, &ns, &primary_name);
+    let created_key = format!("{kind}/{ns}/{primary_name}");
     if primary.is_some() {
         ctx.cache_caught_up(&created_key);
     }
-    let deadline = canary.progress_deadline_seconds();
     let analysis = canary.analysis().cloned().unwrap_or_default();
     let primary_ready = match &primary {
-        Some(p) => readiness::deployment(p, deadline, analysis.primary_ready_threshold(), now),
+        Some(p) => p.readiness(&canary, analysis.primary_ready_threshold(), now),
         None => Readiness::NotReady {
             message: format!(
-                "deployment {primary_name}.{ns} get query error: deployments.apps \"{primary_name}\" not found"
+                "{} {primary_name}.{ns} get query error: {}.apps \"{primary_name}\" not found",
+                kind.to_lowercase(),
+                kind.to_lowercase() + "s",
             ),
             retriable: true,
         },
     };
-    let canary_ready = readiness::deployment(&target, deadline, analysis.canary_ready_threshold(), now);
-    let template = &target.spec.template;
+    let canary_ready = target.readiness(&canary, analysis.canary_ready_threshold(), now);
+    let template = target.template();
     let (configs, checksums) = if ctx.config.enable_config_tracking {
         let pod_spec = template.spec.clone().unwrap_or_default();
         let configs = configs::observe(&ctx.caches, &ns, &pod_spec)?;
@@ -233,12 +236,12 @@ pub async fn observe(
         (TrackedConfigs::default(), None)
     };
     let revision = TargetRevision {
-        spec_hash: spec_hash(template)?,
+        spec_hash: target.revision()?,
         configs: checksums,
     };
     let scaler = scaler::observe(&ctx.caches, &canary).await?;
     let primary_runs_target = match &primary {
-        Some(p) => primary::runs_target(p, &target, &ctx.config.workload, &configs.refs())?,
+        Some(p) => p.runs(&target, &ctx.config.workload, &configs.refs())?,
         None => false,
     };
 

@@ -149,6 +149,7 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
 async fn triggering_caches_ready(ctx: &Context) {
     // A store whose writer is gone (not watched) answers at once with an error: nothing to wait for.
     let _ = ctx.caches.deployments.wait_until_ready().await;
+    let _ = ctx.caches.daemonsets.wait_until_ready().await;
     if ctx.config.enable_config_tracking {
         let _ = ctx.caches.config_maps.wait_until_ready().await;
         let _ = ctx.caches.secrets.wait_until_ready().await;

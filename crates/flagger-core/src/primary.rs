@@ -1,5 +1,5 @@
-//! The `<target>-primary` Deployment: what flagger-rs creates at initialization and writes at promotion,
-//! computed from the target Deployment (Flagger 1.44 §2.8), as pure functions.
+//! The `<target>-primary` Deployment or DaemonSet: what flagger-rs creates at initialization and writes at
+//! promotion, computed from the target (Flagger 1.44 §2.8), as pure functions.
 //!
 //! The primary differs from its target in exactly these ways:
 //! - its name is `<target>-primary`, and its selector is the single selector label with value
@@ -7,16 +7,56 @@
 //! - its pod template's selector label is `<value>-primary`, metadata keys containing `toolkit.fluxcd.io`
 //!   are removed, and the pod annotation `flagger-id` forces a rolling update when a release is promoted;
 //! - references to tracked ConfigMaps and Secrets point at their `-primary` copies;
-//! - anti-affinity and topology-spread selectors that name the target under a selector label name the
-//!   primary instead.
+//! - (Deployments) anti-affinity and topology-spread selectors that name the target under a selector label
+//!   name the primary instead;
+//! - (DaemonSets) the `flagger.app/scale-to-zero` nodeSelector of a target at zero is not copied.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
 pub use crate::config::ConfigRef;
+use crate::hash::SCALE_TO_ZERO_NODE_SELECTOR;
+
+/// A target with a pod template that gets a primary copy: a Deployment or a DaemonSet.
+pub trait PodWorkload {
+    /// The kind as Flagger's messages name it: `deployment` or `daemonset`.
+    const KIND: &'static str;
+    /// The object's metadata.
+    fn meta(&self) -> &ObjectMeta;
+    /// `spec.selector.matchLabels`.
+    fn match_labels(&self) -> Option<&BTreeMap<String, String>>;
+    /// `spec.template`.
+    fn template(&self) -> &PodTemplateSpec;
+}
+
+impl PodWorkload for Deployment {
+    const KIND: &'static str = "deployment";
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn match_labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.spec.selector.match_labels.as_ref()
+    }
+    fn template(&self) -> &PodTemplateSpec {
+        &self.spec.template
+    }
+}
+
+impl PodWorkload for DaemonSet {
+    const KIND: &'static str = "daemonset";
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn match_labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.spec.selector.match_labels.as_ref()
+    }
+    fn template(&self) -> &PodTemplateSpec {
+        &self.spec.template
+    }
+}
 
 /// The pod-template annotation whose value changes to force the primary to roll.
 pub const FLAGGER_ID: &str = "flagger-id";
@@ -48,23 +88,43 @@ impl Default for WorkloadOptions {
 /// Why a primary cannot be built.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PrimaryError {
-    #[error("deployment {name}.{namespace} spec.selector.matchLabels must contain one of {expected:?}")]
+    /// No selector label of `-selector-labels` is in the target's `matchLabels`.
+    #[error("{kind} {name}.{namespace} spec.selector.matchLabels must contain one of {expected:?}")]
     NoSelectorLabel {
+        /// `deployment` or `daemonset`.
+        kind: &'static str,
+        /// The target's name.
         name: String,
+        /// Its namespace.
         namespace: String,
+        /// The labels looked for.
         expected: Vec<String>,
+    },
+    /// A DaemonSet target must roll out with RollingUpdate (a primary with OnDelete would never update).
+    #[error("daemonset {name}.{namespace} must have RollingUpdate strategy but have {strategy}")]
+    NotRollingUpdate {
+        /// The target's name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its update strategy type.
+        strategy: String,
     },
 }
 
 /// The selector label of a target: the first of `opts.selector_labels` in its `matchLabels`, with its value.
-pub fn selector_label(target: &Deployment, opts: &WorkloadOptions) -> Result<(String, String), PrimaryError> {
-    let match_labels = target.spec.selector.match_labels.as_ref();
+pub fn selector_label<W: PodWorkload>(
+    target: &W,
+    opts: &WorkloadOptions,
+) -> Result<(String, String), PrimaryError> {
+    let match_labels = target.match_labels();
     opts.selector_labels
         .iter()
         .find_map(|key| match_labels?.get(key).map(|value| (key.clone(), value.clone())))
         .ok_or_else(|| PrimaryError::NoSelectorLabel {
-            name: target.metadata.name.clone().unwrap_or_default(),
-            namespace: target.metadata.namespace.clone().unwrap_or_default(),
+            kind: W::KIND,
+            name: target.meta().name.clone().unwrap_or_default(),
+            namespace: target.meta().namespace.clone().unwrap_or_default(),
             expected: opts.selector_labels.clone(),
         })
 }
@@ -102,14 +162,21 @@ fn with_selector(map: Option<&BTreeMap<String, String>>, key: &str, value: &str)
 /// The pod spec of the primary: tracked config references renamed to their `-primary` copies (volumes,
 /// projected sources, env and envFrom of containers and init containers), and anti-affinity and
 /// topology-spread selectors that name the target deployment under a selector label renamed to the primary.
-pub fn primary_pod_spec(
-    target: &Deployment,
+pub fn primary_pod_spec<W: PodWorkload>(
+    target: &W,
     tracked: &BTreeSet<ConfigRef>,
     opts: &WorkloadOptions,
 ) -> PodSpec {
-    let mut spec = target.spec.template.spec.clone().unwrap_or_default();
+    let mut spec = target.template().spec.clone().unwrap_or_default();
     rename_config_refs(&mut spec, tracked);
-    let target_name = target.metadata.name.as_deref().unwrap_or_default();
+    if W::KIND == DaemonSet::KIND {
+        // The target may be "scaled to zero" (a nodeSelector no node has); the primary must run.
+        if let Some(selector) = spec.node_selector.as_mut() {
+            selector.remove(SCALE_TO_ZERO_NODE_SELECTOR);
+        }
+        return spec;
+    }
+    let target_name = target.meta().name.as_deref().unwrap_or_default();
     let mut selectors: Vec<&mut LabelSelector> = Vec::new();
     for c in spec.topology_spread_constraints.iter_mut().flatten() {
         selectors.extend(c.label_selector.as_mut());
@@ -211,15 +278,15 @@ fn rename_config_refs(spec: &mut PodSpec, tracked: &BTreeSet<ConfigRef>) {
 
 /// The primary's pod template: the target's, with the selector label pointing at the primary, toolkit keys
 /// removed and `flagger-id` set to `flagger_id`.
-fn primary_template(
-    target: &Deployment,
+fn primary_template<W: PodWorkload>(
+    target: &W,
     key: &str,
     primary_value: &str,
     tracked: &BTreeSet<ConfigRef>,
     opts: &WorkloadOptions,
     flagger_id: &str,
 ) -> PodTemplateSpec {
-    let meta = target.spec.template.metadata.clone().unwrap_or_default();
+    let meta = target.template().metadata.clone().unwrap_or_default();
     let mut annotations: BTreeMap<String, String> = meta
         .annotations
         .into_iter()
@@ -294,9 +361,9 @@ pub fn desired_primary(
 /// Whether `primary` runs the pod template that `target` would give it: the primary's template equals the
 /// one [`desired_primary`] builds from the target, ignoring `flagger-id`. Used when taking over canaries
 /// from Go Flagger, whose revision hashes cannot be compared.
-pub fn runs_target(
-    primary: &Deployment,
-    target: &Deployment,
+pub fn runs_target<W: PodWorkload>(
+    primary: &W,
+    target: &W,
     opts: &WorkloadOptions,
     tracked: &BTreeSet<ConfigRef>,
 ) -> Result<bool, PrimaryError> {
@@ -309,7 +376,65 @@ pub fn runs_target(
         t
     };
     let desired = without_id(primary_template(target, &key, &primary_value, tracked, opts, ""));
-    Ok(desired == without_id(primary.spec.template.clone()))
+    Ok(desired == without_id(primary.template().clone()))
+}
+
+/// The complete desired primary DaemonSet for `target` (see [`desired_primary`] for the rules they
+/// share). DaemonSets have no replicas; their update strategy must be RollingUpdate (or unset).
+pub fn desired_primary_daemonset(
+    target: &DaemonSet,
+    owner: OwnerReference,
+    opts: &WorkloadOptions,
+    tracked: &BTreeSet<ConfigRef>,
+    flagger_id: &str,
+) -> Result<DaemonSet, PrimaryError> {
+    check_rolling_update(target)?;
+    let (key, value) = selector_label(target, opts)?;
+    let primary_value = format!("{value}{PRIMARY_SUFFIX}");
+    let target_name = target.metadata.name.clone().unwrap_or_default();
+    let spec = &target.spec;
+    let labels = include_by_prefix(target.metadata.labels.as_ref(), &opts.include_label_prefixes);
+    Ok(DaemonSet {
+        metadata: ObjectMeta {
+            name: Some(format!("{target_name}{PRIMARY_SUFFIX}")),
+            namespace: target.metadata.namespace.clone(),
+            labels: Some(with_selector(Some(&labels), &key, &primary_value)),
+            annotations: Some(include_by_prefix(
+                target.metadata.annotations.as_ref(),
+                &opts.include_label_prefixes,
+            )),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: DaemonSetSpec {
+            min_ready_seconds: spec.min_ready_seconds,
+            revision_history_limit: spec.revision_history_limit,
+            update_strategy: spec.update_strategy.clone(),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([(key.clone(), primary_value.clone())])),
+                ..Default::default()
+            },
+            template: primary_template(target, &key, &primary_value, tracked, opts, flagger_id),
+        },
+        status: None,
+    })
+}
+
+/// Flagger's DaemonSet rule: the update strategy is RollingUpdate or unset.
+pub fn check_rolling_update(target: &DaemonSet) -> Result<(), PrimaryError> {
+    match target
+        .spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+    {
+        None | Some("") | Some("RollingUpdate") => Ok(()),
+        Some(other) => Err(PrimaryError::NotRollingUpdate {
+            name: target.metadata.name.clone().unwrap_or_default(),
+            namespace: target.metadata.namespace.clone().unwrap_or_default(),
+            strategy: other.to_owned(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -692,5 +817,82 @@ mod tests {
         );
         let required = anti.required_during_scheduling_ignored_during_execution.unwrap();
         assert_eq!(required[0].label_selector.as_ref(), Some(&expected));
+    }
+
+    fn daemonset(strategy: Option<&str>, node_selector: &[(&str, &str)]) -> DaemonSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "agent", "namespace": "test", "labels": {"app": "agent", "team": "x"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "agent", "tier": "node"}},
+                "updateStrategy": strategy.map(|t| serde_json::json!({"type": t})),
+                "minReadySeconds": 5,
+                "template": {
+                    "metadata": {"labels": {"app": "agent", "tier": "node"}, "annotations": {"a": "b"}},
+                    "spec": {
+                        "nodeSelector": node_selector.iter().cloned().collect::<BTreeMap<_, _>>(),
+                        "containers": [{"name": "agent", "image": "agent:1"}]
+                    }
+                }
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_daemonset_primary_selects_its_own_pods_and_drops_the_scale_to_zero_node_selector() {
+        let target = daemonset(
+            Some("RollingUpdate"),
+            &[("disk", "ssd"), (SCALE_TO_ZERO_NODE_SELECTOR, "true")],
+        );
+        let opts = WorkloadOptions::default();
+        let primary =
+            desired_primary_daemonset(&target, owner("agent"), &opts, &BTreeSet::new(), "id-1").unwrap();
+        assert_eq!(primary.metadata.name.as_deref(), Some("agent-primary"));
+        assert_eq!(
+            primary.spec.selector.match_labels,
+            Some(map(&[("app", "agent-primary")]))
+        );
+        assert_eq!(primary.spec.min_ready_seconds, Some(5));
+        let template = &primary.spec.template;
+        let meta = template.metadata.as_ref().unwrap();
+        assert_eq!(
+            meta.labels,
+            Some(map(&[("app", "agent-primary"), ("tier", "node")]))
+        );
+        assert_eq!(meta.annotations, Some(map(&[("a", "b"), (FLAGGER_ID, "id-1")])));
+        assert_eq!(
+            template.spec.as_ref().unwrap().node_selector,
+            Some(map(&[("disk", "ssd")]))
+        );
+        assert!(runs_target(&primary, &target, &opts, &BTreeSet::new()).unwrap());
+    }
+
+    #[test]
+    fn a_daemonset_must_roll_out_with_rolling_update() {
+        let opts = WorkloadOptions::default();
+        for ok in [None, Some("RollingUpdate")] {
+            assert!(
+                desired_primary_daemonset(&daemonset(ok, &[]), owner("agent"), &opts, &BTreeSet::new(), "x")
+                    .is_ok()
+            );
+        }
+        let err = desired_primary_daemonset(
+            &daemonset(Some("OnDelete"), &[]),
+            owner("agent"),
+            &opts,
+            &BTreeSet::new(),
+            "x",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "daemonset agent.test must have RollingUpdate strategy but have OnDelete"
+        );
+        let mut no_label = daemonset(None, &[]);
+        no_label.spec.selector.match_labels = Some(map(&[("tier", "node")]));
+        assert_eq!(
+            selector_label(&no_label, &opts).unwrap_err().to_string(),
+            "daemonset agent.test spec.selector.matchLabels must contain one of [\"app\", \"name\", \"app.kubernetes.io/name\"]"
+        );
     }
 }

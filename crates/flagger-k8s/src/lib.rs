@@ -148,6 +148,31 @@ pub async fn scale_deployment(
         .map_err(act_error::<Deployment>("scale", namespace, name))
 }
 
+/// Scales a user's DaemonSet (the target) to zero or back, Flagger's way: the nodeSelector
+/// `flagger.app/scale-to-zero: "true"` (no node has it) is added or removed with a merge patch that changes
+/// nothing else.
+pub async fn scale_daemonset(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    to_zero: bool,
+) -> Result<(), ActError> {
+    let api: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let value = if to_zero {
+        json!("true")
+    } else {
+        serde_json::Value::Null
+    };
+    let patch =
+        json!({"spec": {"template": {"spec": {"nodeSelector": {"flagger.app/scale-to-zero": value}}}}});
+    api.patch(name, &manager(managers::SCALE), &Patch::Merge(&patch))
+        .await
+        .map(drop)
+        .map_err(act_error::<k8s_openapi::api::apps::v1::DaemonSet>(
+            "scale", namespace, name,
+        ))
+}
+
 /// Writes the Canary's status with a merge patch on the status subresource. The patch carries the
 /// resourceVersion of `canary`, the object the decision was made on, so a status computed from an outdated
 /// Canary is refused with a conflict (retried after a fresh read) instead of overwriting newer state.

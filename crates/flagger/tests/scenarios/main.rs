@@ -9,6 +9,7 @@ mod autoscalers;
 mod blue_green;
 mod configs;
 mod crash;
+mod daemonset;
 mod finalizer;
 mod gates;
 mod leader;
