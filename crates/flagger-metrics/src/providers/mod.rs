@@ -7,7 +7,9 @@
 pub mod datadog;
 pub mod dynatrace;
 pub mod graphite;
+pub mod influxdb;
 pub mod newrelic;
+pub mod splunk;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -51,8 +53,12 @@ pub enum AnyProvider {
     Dynatrace(dynatrace::DynatraceProvider),
     /// `graphite`.
     Graphite(graphite::GraphiteProvider),
+    /// `influxdb`.
+    Influxdb(influxdb::InfluxdbProvider),
     /// `newrelic`.
     NewRelic(newrelic::NewRelicProvider),
+    /// `splunk`.
+    Splunk(splunk::SplunkProvider),
 }
 
 impl AnyProvider {
@@ -64,7 +70,9 @@ impl AnyProvider {
             "datadog" => datadog::DatadogProvider::new(init).map(Self::Datadog),
             "dynatrace" => dynatrace::DynatraceProvider::new(init).map(Self::Dynatrace),
             "graphite" => graphite::GraphiteProvider::new(init).map(Self::Graphite),
+            "influxdb" => influxdb::InfluxdbProvider::new(init).map(Self::Influxdb),
             "newrelic" => newrelic::NewRelicProvider::new(init).map(Self::NewRelic),
+            "splunk" => splunk::SplunkProvider::new(init).map(Self::Splunk),
             other if falls_back_to_prometheus(other) => prometheus(init),
             other => Err(ProviderError::Config {
                 provider: known_type(other),
@@ -95,7 +103,9 @@ impl MetricProvider for AnyProvider {
             Self::Datadog(p) => p.kind(),
             Self::Dynatrace(p) => p.kind(),
             Self::Graphite(p) => p.kind(),
+            Self::Influxdb(p) => p.kind(),
             Self::NewRelic(p) => p.kind(),
+            Self::Splunk(p) => p.kind(),
         }
     }
 
@@ -105,7 +115,9 @@ impl MetricProvider for AnyProvider {
             Self::Datadog(p) => p.run_query(query).await,
             Self::Dynatrace(p) => p.run_query(query).await,
             Self::Graphite(p) => p.run_query(query).await,
+            Self::Influxdb(p) => p.run_query(query).await,
             Self::NewRelic(p) => p.run_query(query).await,
+            Self::Splunk(p) => p.run_query(query).await,
         }
     }
 
@@ -115,7 +127,9 @@ impl MetricProvider for AnyProvider {
             Self::Datadog(p) => p.is_online().await,
             Self::Dynatrace(p) => p.is_online().await,
             Self::Graphite(p) => p.is_online().await,
+            Self::Influxdb(p) => p.is_online().await,
             Self::NewRelic(p) => p.is_online().await,
+            Self::Splunk(p) => p.is_online().await,
         }
     }
 }
