@@ -12,6 +12,7 @@ mod crash;
 mod daemonset;
 mod finalizer;
 mod gates;
+mod gatewayapi;
 mod leader;
 mod migration;
 mod problems;
