@@ -318,15 +318,20 @@ async fn a_promoted_then_a_rolled_back_release_alert_each_provider_by_severity()
     for posts in [&to_slack, &to_teams, &to_on_call] {
         assert_headers(posts);
     }
-    // Nothing more arrives for a failed release that is left alone.
+    // A reconcile of the failed release (triggered by a metadata change) sends nothing more.
     let reconciles = || op.logs().matches("\"reconciled\"").count();
     let count = reconciles();
-    poll("two more reconciles", Duration::from_secs(30), || async {
-        Ok(if reconciles() >= count + 2 {
-            Ok(())
-        } else {
-            Err(count)
-        })
+    let api: kube::api::Api<flagger_api::Canary> = ns.api();
+    let note = json!({"metadata": {"annotations": {"test/touch": "1"}}});
+    api.patch(
+        "podinfo",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&note),
+    )
+    .await
+    .unwrap();
+    poll("a reconcile after the touch", Duration::from_secs(10), || async {
+        Ok(if reconciles() > count { Ok(()) } else { Err(count) })
     })
     .await
     .unwrap();
@@ -370,7 +375,26 @@ async fn a_progress_deadline_rollback_sends_an_error_alert() {
     let to_slack = inbox.wait_for("slack", 3).await;
     let to_on_call = inbox.wait_for("on-call", 1).await;
 
-    let deadline = "Progress deadline exceeded deployment \"podinfo\" exceeded its progress deadline";
+    // The alert names the readiness error the rollback event names: the canary Deployment's own
+    // ProgressDeadlineExceeded condition, or (on a cluster where its 600s have not passed) its replicas
+    // unavailable for longer than the Canary's 15s.
+    let t = dotted(&ns);
+    let prefix = format!("Rolling back {t} progress deadline exceeded ");
+    let rolled_back = events(&ns, "podinfo").await;
+    let reason = rolled_back
+        .iter()
+        .find_map(|(_, m)| m.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no rollback event: {rolled_back:?}"));
+    assert!(
+        [
+            "deployment \"podinfo\" exceeded its progress deadline",
+            "waiting for rollout to finish: 0 of 2 (readyThreshold 100%) updated replicas are available",
+        ]
+        .contains(&reason),
+        "{reason}"
+    );
+    let alert = format!("Progress deadline exceeded {reason}");
+    let deadline = alert.as_str();
     let meta = metadata(&ns, "15s");
     assert_eq!(
         bodies(&to_slack),
