@@ -4,12 +4,16 @@
 //! [`AnyProvider::new`] builds the provider a template names; [`ProviderKey`] identifies a built provider's
 //! configuration so callers can keep one client per configuration.
 
+pub mod cloudwatch;
 pub mod datadog;
 pub mod dynatrace;
+pub mod externalmetrics;
 pub mod graphite;
 pub mod influxdb;
+pub mod keptn;
 pub mod newrelic;
 pub mod splunk;
+pub mod stackdriver;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -59,6 +63,14 @@ pub enum AnyProvider {
     NewRelic(newrelic::NewRelicProvider),
     /// `splunk`.
     Splunk(splunk::SplunkProvider),
+    /// `stackdriver`.
+    Stackdriver(stackdriver::StackdriverProvider),
+    /// `cloudwatch`.
+    CloudWatch(cloudwatch::CloudWatchProvider),
+    /// `externalmetrics`.
+    ExternalMetrics(externalmetrics::ExternalMetricsProvider),
+    /// `keptn`.
+    Keptn(keptn::KeptnProvider),
 }
 
 impl AnyProvider {
@@ -73,6 +85,12 @@ impl AnyProvider {
             "influxdb" => influxdb::InfluxdbProvider::new(init).map(Self::Influxdb),
             "newrelic" => newrelic::NewRelicProvider::new(init).map(Self::NewRelic),
             "splunk" => splunk::SplunkProvider::new(init).map(Self::Splunk),
+            "stackdriver" => stackdriver::StackdriverProvider::new(init).map(Self::Stackdriver),
+            "cloudwatch" => cloudwatch::CloudWatchProvider::new(init).map(Self::CloudWatch),
+            "externalmetrics" => {
+                externalmetrics::ExternalMetricsProvider::new(init).map(Self::ExternalMetrics)
+            }
+            "keptn" => keptn::KeptnProvider::new(init).map(Self::Keptn),
             other if falls_back_to_prometheus(other) => prometheus(init),
             other => Err(ProviderError::Config {
                 provider: known_type(other),
@@ -106,6 +124,10 @@ impl MetricProvider for AnyProvider {
             Self::Influxdb(p) => p.kind(),
             Self::NewRelic(p) => p.kind(),
             Self::Splunk(p) => p.kind(),
+            Self::Stackdriver(p) => p.kind(),
+            Self::CloudWatch(p) => p.kind(),
+            Self::ExternalMetrics(p) => p.kind(),
+            Self::Keptn(p) => p.kind(),
         }
     }
 
@@ -118,6 +140,10 @@ impl MetricProvider for AnyProvider {
             Self::Influxdb(p) => p.run_query(query).await,
             Self::NewRelic(p) => p.run_query(query).await,
             Self::Splunk(p) => p.run_query(query).await,
+            Self::Stackdriver(p) => p.run_query(query).await,
+            Self::CloudWatch(p) => p.run_query(query).await,
+            Self::ExternalMetrics(p) => p.run_query(query).await,
+            Self::Keptn(p) => p.run_query(query).await,
         }
     }
 
@@ -130,6 +156,10 @@ impl MetricProvider for AnyProvider {
             Self::Influxdb(p) => p.is_online().await,
             Self::NewRelic(p) => p.is_online().await,
             Self::Splunk(p) => p.is_online().await,
+            Self::Stackdriver(p) => p.is_online().await,
+            Self::CloudWatch(p) => p.is_online().await,
+            Self::ExternalMetrics(p) => p.is_online().await,
+            Self::Keptn(p) => p.is_online().await,
         }
     }
 }
