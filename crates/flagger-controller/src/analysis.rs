@@ -8,9 +8,10 @@
 //! watch cache, the Secrets of their providers and, for Knative, the latest created revision — runs the
 //! queries in Flagger's order and stops at the first check that does not pass.
 //!
-//! Only `prometheus` MetricTemplates can be queried in this build; a template of another provider type
-//! (datadog, cloudwatch, newrelic, ...) fails its check with an event that says so. A type Flagger does not
-//! know at all is queried as Prometheus, as Flagger does.
+//! MetricTemplate providers are built by [`AnyProvider::new`] from the template, its Secret and the metric's
+//! interval (`1m` when the metric has none: Flagger fails those providers that parse it with `error parsing
+//! metric interval`), and kept per configuration. A type Flagger does not know at all is queried as
+//! Prometheus, with a warning, as Flagger does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,9 +20,10 @@ use flagger_api::{Canary, CanaryMetric, CrossNamespaceObjectReference, MetricTem
 use flagger_core::machine::{Event, MetricsOutcome};
 use flagger_core::provider::MeshProvider;
 use flagger_metrics::outcome::{Planned, Severity, UNUSABLE_MESSAGE, plan};
+use flagger_metrics::providers::{AnyProvider, ProviderKey, falls_back_to_prometheus};
 use flagger_metrics::{
     BuiltinMetric, Check, CheckError, CheckKind, MetricModel, MetricProvider, Observer, PrometheusConfig,
-    PrometheusProvider, ProviderError, Verdict, evaluate, metrics_provider_key, render,
+    PrometheusProvider, ProviderError, ProviderInit, Verdict, evaluate, metrics_provider_key, render,
 };
 use flagger_telemetry::OperatorMetrics;
 use k8s_openapi::api::core::v1::Secret;
@@ -31,21 +33,10 @@ use kube::{Client, ResourceExt};
 
 use crate::cache::Caches;
 
-/// Metric provider types Flagger supports besides `prometheus`. This build cannot query them yet.
-pub const UNAVAILABLE_PROVIDERS: [&str; 10] = [
-    "datadog",
-    "externalmetrics",
-    "cloudwatch",
-    "newrelic",
-    "graphite",
-    "stackdriver",
-    "influxdb",
-    "dynatrace",
-    "keptn",
-    "splunk",
-];
+/// The provider types whose construction parses the metric interval in Flagger (their time window).
+const INTERVAL_PROVIDERS: [&str; 5] = ["datadog", "cloudwatch", "newrelic", "dynatrace", "splunk"];
 
-/// Prometheus clients kept (one per address, headers and credentials) before the cache starts over.
+/// Clients kept per cache (one per configuration) before the cache starts over.
 const PROVIDER_CACHE_LIMIT: usize = 64;
 
 /// Why the metric checks cannot be set up.
@@ -65,6 +56,8 @@ pub struct Analysis {
     metrics: OperatorMetrics,
     /// Prometheus clients by configuration, so connections are reused from tick to tick.
     providers: Arc<Mutex<HashMap<PrometheusConfig, PrometheusProvider>>>,
+    /// MetricTemplate providers by configuration (type, address, credentials, interval, ...).
+    template_providers: Arc<Mutex<HashMap<ProviderKey, SharedProvider>>>,
 }
 
 impl std::fmt::Debug for Analysis {
@@ -96,6 +89,7 @@ impl Analysis {
             metrics_server,
             metrics,
             providers: Arc::new(Mutex::new(HashMap::from([(config, provider)]))),
+            template_providers: Arc::default(),
         })
     }
 
@@ -156,6 +150,42 @@ impl Analysis {
         providers.insert(config.clone(), provider.clone());
         Ok(provider)
     }
+
+    /// The MetricTemplate provider `init` describes, built once per configuration.
+    fn template_provider(&self, init: &ProviderInit<'_>) -> Result<SharedProvider, ProviderError> {
+        let key = ProviderKey::of(init);
+        let mut providers = self
+            .template_providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(provider) = providers.get(&key) {
+            return Ok(provider.clone());
+        }
+        let provider = SharedProvider(Arc::new(AnyProvider::new(init)?));
+        if providers.len() >= PROVIDER_CACHE_LIMIT {
+            providers.clear();
+        }
+        providers.insert(key, provider.clone());
+        Ok(provider)
+    }
+}
+
+/// A MetricTemplate provider shared by the checks that use the same configuration.
+#[derive(Clone, Debug)]
+struct SharedProvider(Arc<AnyProvider>);
+
+impl MetricProvider for SharedProvider {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    fn run_query(&self, query: &str) -> impl Future<Output = Result<f64, ProviderError>> + Send {
+        self.0.run_query(query)
+    }
+
+    fn is_online(&self) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        self.0.is_online()
+    }
 }
 
 /// Where the checks get what they need: the cluster and real Prometheus servers, or fakes in unit tests.
@@ -163,8 +193,14 @@ trait Backend {
     /// The provider that runs Prometheus queries.
     type Provider: MetricProvider;
 
+    /// The provider of MetricTemplates.
+    type TemplateProvider: MetricProvider;
+
     /// The Prometheus client for `config`.
     fn prometheus(&self, config: &PrometheusConfig) -> Result<Self::Provider, ProviderError>;
+
+    /// The provider of a MetricTemplate, with the operator's API client for those that need it.
+    fn template_provider(&self, init: ProviderInit<'_>) -> Result<Self::TemplateProvider, ProviderError>;
 
     /// A MetricTemplate from the watch cache.
     fn metric_template(&self, namespace: &str, name: &str) -> Option<Arc<MetricTemplate>>;
@@ -184,9 +220,17 @@ struct ClusterBackend<'a> {
 
 impl Backend for ClusterBackend<'_> {
     type Provider = PrometheusProvider;
+    type TemplateProvider = SharedProvider;
 
     fn prometheus(&self, config: &PrometheusConfig) -> Result<PrometheusProvider, ProviderError> {
         self.analysis.prometheus(config)
+    }
+
+    fn template_provider(&self, init: ProviderInit<'_>) -> Result<SharedProvider, ProviderError> {
+        self.analysis.template_provider(&ProviderInit {
+            kube: Some(&self.analysis.client),
+            ..init
+        })
     }
 
     fn metric_template(&self, namespace: &str, name: &str) -> Option<Arc<MetricTemplate>> {
@@ -265,33 +309,15 @@ fn online_error(error: &ProviderError) -> String {
     }
 }
 
-/// What a provider type of a MetricTemplate means in this build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ProviderType {
-    /// Queried through the Prometheus HTTP API.
-    Prometheus,
-    /// A type Flagger supports that this build cannot query yet.
-    Unavailable,
-}
-
-impl ProviderType {
-    /// Flagger's provider factory: its known types, and Prometheus for anything else (with a warning).
-    fn of(type_: &str) -> Self {
-        if UNAVAILABLE_PROVIDERS.contains(&type_) {
-            Self::Unavailable
-        } else {
-            Self::Prometheus
-        }
+/// The interval a MetricTemplate provider gets: the metric's `interval`, `1m` when it has none (Flagger's
+/// bug: those providers fail with `error parsing metric interval`). An unparsable interval fails the
+/// providers that use it, with Flagger's text; the others ignore it, as in Flagger.
+fn provider_interval(metric: &CanaryMetric, type_: &str) -> Result<std::time::Duration, String> {
+    match flagger_core::duration::parse_go_duration(metric.interval()) {
+        Ok(interval) => Ok(interval),
+        Err(e) if INTERVAL_PROVIDERS.contains(&type_) => Err(format!("error parsing metric interval: {e}")),
+        Err(_) => Ok(std::time::Duration::from_secs(60)),
     }
-}
-
-/// Why a MetricTemplate metric cannot be queried, as Flagger words it after `Metric template ` (in a
-/// check) or `metric template ` (in the provider availability check).
-fn unavailable_provider_text(name: &str, namespace: &str, type_: &str) -> String {
-    format!(
-        "{name}.{namespace} provider {type_} error: the {type_} metric provider is not available in this build of \
-         flagger-rs; only prometheus MetricTemplates can be queried"
-    )
 }
 
 /// A resolved MetricTemplate metric: the template, the namespace it was looked up in, and its provider.
@@ -301,13 +327,14 @@ struct TemplateProvider<P> {
     provider: P,
 }
 
-/// Resolves the MetricTemplate of `reference` and builds its provider, in Flagger's order: the template
-/// from the cache, its Secret, then the provider. `Err` is Flagger's text after `Metric template `.
+/// Resolves the MetricTemplate of `reference` and builds its provider for `metric`, in Flagger's order: the
+/// template from the cache, its Secret, then the provider. `Err` is Flagger's text after `Metric template `.
 async fn template_provider<B: Backend>(
     backend: &B,
     canary_namespace: &str,
+    metric: &CanaryMetric,
     reference: &CrossNamespaceObjectReference,
-) -> Result<TemplateProvider<B::Provider>, String> {
+) -> Result<TemplateProvider<B::TemplateProvider>, String> {
     let name = &reference.name;
     let namespace = reference.namespace_or(canary_namespace).to_owned();
     let template = backend
@@ -324,16 +351,20 @@ async fn template_provider<B: Backend>(
         None => None,
     };
     let type_ = spec.type_.as_str();
-    let provider_error = |e: ProviderError| format!("{name}.{namespace} provider {type_} error: {e}");
-    match ProviderType::of(type_) {
-        ProviderType::Unavailable => return Err(unavailable_provider_text(name, &namespace, type_)),
-        ProviderType::Prometheus if type_ != "prometheus" => {
-            tracing::warn!("unknown metrics provider '{type_}', using prometheus");
-        }
-        ProviderType::Prometheus => {}
+    let provider_error = |e: String| format!("{name}.{namespace} provider {type_} error: {e}");
+    if falls_back_to_prometheus(type_) {
+        tracing::warn!("unknown metrics provider '{type_}', using prometheus");
     }
-    let config = PrometheusConfig::from_template(spec, secret.as_ref()).map_err(provider_error)?;
-    let provider = backend.prometheus(&config).map_err(provider_error)?;
+    let interval = provider_interval(metric, type_).map_err(provider_error)?;
+    let credentials = secret.unwrap_or_default();
+    let provider = backend
+        .template_provider(ProviderInit {
+            provider: spec,
+            credentials: &credentials,
+            interval,
+            kube: None,
+        })
+        .map_err(|e| provider_error(e.to_string()))?;
     Ok(TemplateProvider {
         template,
         namespace,
@@ -366,7 +397,7 @@ async fn check_providers_with<B: Backend>(
             continue;
         }
         if let Some(reference) = &metric.template_ref {
-            let resolved = template_provider(backend, &namespace, reference)
+            let resolved = template_provider(backend, &namespace, metric, reference)
                 .await
                 .map_err(|e| format!("metric template {e}"))?;
             resolved.provider.is_online().await.map_err(|e| {
@@ -497,7 +528,7 @@ async fn run_with<B: Backend>(
                 let Some(reference) = &metric.template_ref else {
                     continue;
                 };
-                let resolved = match template_provider(backend, &namespace, reference).await {
+                let resolved = match template_provider(backend, &namespace, metric, reference).await {
                     Ok(resolved) => resolved,
                     Err(e) => return failed(Severity::Error, format!("Metric template {e}")),
                 };
@@ -594,6 +625,8 @@ mod tests {
         offline: HashMap<String, Reply>,
         /// Every query sent, with the address and the provider configuration.
         sent: Mutex<Vec<(PrometheusConfig, String)>>,
+        /// The interval of every MetricTemplate provider built.
+        intervals: Mutex<Vec<std::time::Duration>>,
     }
 
     #[derive(Default)]
@@ -644,6 +677,7 @@ mod tests {
 
     impl Backend for Fake {
         type Provider = FakeProvider;
+        type TemplateProvider = FakeProvider;
 
         fn prometheus(&self, config: &PrometheusConfig) -> Result<FakeProvider, ProviderError> {
             // The real client's validation of the address, headers and credentials.
@@ -651,6 +685,20 @@ mod tests {
             Ok(FakeProvider {
                 state: self.state.clone(),
                 config: config.clone(),
+            })
+        }
+
+        fn template_provider(&self, init: ProviderInit<'_>) -> Result<FakeProvider, ProviderError> {
+            // The real provider's validation of the template, credentials and interval; the fake answers
+            // at the template's address.
+            AnyProvider::new(&init)?;
+            self.state.intervals.lock().unwrap().push(init.interval);
+            Ok(FakeProvider {
+                state: self.state.clone(),
+                config: PrometheusConfig::from_template(init.provider, Some(init.credentials))
+                    .unwrap_or_else(|_| {
+                        PrometheusConfig::new(init.provider.address.clone().unwrap_or_default())
+                    }),
             })
         }
 
@@ -1069,8 +1117,7 @@ mod tests {
             ),
             (
                 "dd",
-                "Metric template dd.test provider datadog error: the datadog metric provider is not available in \
-                 this build of flagger-rs; only prometheus MetricTemplates can be queried",
+                "Metric template dd.test provider datadog error: datadog credentials does not contain datadog_api_key",
             ),
             (
                 "noaddr",
@@ -1265,7 +1312,7 @@ mod tests {
             )
         );
         assert!(fake.check(&c("dd")).await.is_err_and(|e| e.starts_with(
-            "metric template dd.ops provider datadog error: the datadog metric provider is not available"
+            "metric template dd.ops provider datadog error: datadog credentials does not contain datadog_api_key"
         )));
         // Builtin names run the builtin check only, even with a templateRef (as in Flagger).
         let both = canary(serde_json::json!([
@@ -1276,13 +1323,49 @@ mod tests {
         assert!(fake.sent().is_empty());
     }
 
-    #[test]
-    fn provider_types() {
-        assert_eq!(ProviderType::of("prometheus"), ProviderType::Prometheus);
-        assert_eq!(ProviderType::of("whatever"), ProviderType::Prometheus);
-        for t in UNAVAILABLE_PROVIDERS {
-            assert_eq!(ProviderType::of(t), ProviderType::Unavailable, "{t}");
-        }
+    #[tokio::test]
+    async fn template_providers_get_the_metric_interval_or_the_default() {
+        let dd = serde_json::json!({
+            "provider": {"type": "datadog", "address": "http://dd:8080", "secretRef": {"name": "dd"}},
+            "query": "avg:x{*}"
+        });
+        let fake = Fake::default()
+            .template("test", "dd", dd)
+            .template("test", "prom", prometheus_template("up"))
+            .secret(
+                "test",
+                "dd",
+                &[("datadog_api_key", "a"), ("datadog_application_key", "b")],
+            )
+            .reply("avg:x", Reply::Value(0.5))
+            .reply("up", Reply::Value(0.5));
+        let metric = |template: &str, interval: Option<&str>| {
+            let mut m =
+                serde_json::json!({"name": "custom", "templateRef": {"name": template}, "threshold": 1});
+            if let Some(i) = interval {
+                m["interval"] = i.into();
+            }
+            canary(serde_json::json!([m]))
+        };
+        // Flagger fails here (`error parsing metric interval`); the default 1m is used.
+        assert!(fake.run_k8s(&metric("dd", None)).await.passed);
+        assert!(fake.run_k8s(&metric("dd", Some("30s"))).await.passed);
+        assert_eq!(
+            *fake.state.intervals.lock().unwrap(),
+            [
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(30)
+            ]
+        );
+        let outcome = fake.run_k8s(&metric("dd", Some("soon"))).await;
+        assert!(
+            messages(&outcome)[0].starts_with(
+                "Metric template dd.test provider datadog error: error parsing metric interval: "
+            ),
+            "{outcome:?}"
+        );
+        // Prometheus does not use the interval: a bad one does not matter to the provider.
+        assert!(fake.run_k8s(&metric("prom", Some("soon"))).await.passed);
     }
 
     #[tokio::test]
