@@ -109,7 +109,8 @@ fn service_differs(ctx: &Context, desired: &Service) -> bool {
 /// The Services of the canary: `[canary, primary, apex]`.
 fn desired_services(obs: &Observation) -> Option<[Service; 3]> {
     let owner = flagger_k8s::owner_reference(&obs.canary)?;
-    let containers = &obs.target.template().spec.as_ref()?.containers;
+    let (label, value) = obs.selector.as_ref()?;
+    let containers = &obs.target.template()?.spec.as_ref()?.containers;
     let ports = if obs.canary.spec.service.port_discovery == Some(true) {
         services::discovered_ports(&obs.canary, containers)
     } else {
@@ -117,8 +118,8 @@ fn desired_services(obs: &Observation) -> Option<[Service; 3]> {
     };
     Some(services::desired_services(
         &obs.canary,
-        &obs.selector.0,
-        &obs.selector.1,
+        label,
+        value,
         &ports,
         &owner,
     ))
@@ -206,6 +207,15 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                 ctx.recorder.record(canary, &event, &ctx.gate).await;
             }
             Action::EnsurePrimary => {
+                // A Service target's canary copy follows the target on every tick (Flagger's Initialize
+                // creates or updates it).
+                if let Some(owner) = flagger_k8s::owner_reference(canary)
+                    && let Some(copy) = obs.target.desired_canary_copy(owner, &ctx.config.workload)
+                    && service_differs(ctx, &copy)
+                {
+                    ctx.gate.check()?;
+                    flagger_k8s::apply_primary_object(&ctx.client, &copy).await?;
+                }
                 let key = format!("{}/{ns}/{target}{}", obs.target.kind(), primary::PRIMARY_SUFFIX);
                 if obs.primary.is_none()
                     && !ctx.was_created(&key)

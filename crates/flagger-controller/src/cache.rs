@@ -56,6 +56,8 @@ pub struct Triggers {
     pub deployments: Trigger<Deployment>,
     /// DaemonSet changes.
     pub daemonsets: Trigger<DaemonSet>,
+    /// Service changes (Service targets).
+    pub services: Trigger<Service>,
     /// ConfigMap changes (with config tracking).
     pub config_maps: Option<Trigger<ConfigMap>>,
     /// Secret changes (with config tracking).
@@ -115,6 +117,33 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// A reflector drained in the background until `shutdown` (so its store fills without a consumer), whose
+/// changes are also offered as a trigger stream. Changes are dropped while nobody holds the stream.
+fn background_triggering<K>(api: Api<K>, shutdown: &CancellationToken) -> (Store<K>, Trigger<K>)
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().any_semantic()))
+        .default_backoff()
+        .touched_objects()
+        .map(move |item| {
+            if let Ok(obj) = &item {
+                // A closed receiver (no controller, e.g. in tests) only means nobody listens.
+                let _ = tx.send(obj.clone());
+            }
+            item
+        });
+    spawn_drain(stream, shutdown.clone());
+    let trigger = futures::stream::unfold(rx, |mut rx| async move {
+        let obj = rx.recv().await?;
+        Some((Ok(obj), rx))
+    })
+    .boxed();
+    (reader, trigger)
 }
 
 /// A reflector whose stream is drained in the background until `shutdown`.
@@ -208,6 +237,7 @@ impl Caches {
         let (canaries, canary_trigger) = triggering(api::<Canary>(client, namespace));
         let (deployments, deployment_trigger) = triggering(api::<Deployment>(client, namespace));
         let (daemonsets, daemonset_trigger) = triggering(api::<DaemonSet>(client, namespace));
+        let (services, service_trigger) = background_triggering(api::<Service>(client, namespace), shutdown);
         let (config_maps, config_map_trigger, secrets, secret_trigger) = if options.track_configs {
             let (cms, cm_trigger) = triggering(api::<ConfigMap>(client, namespace));
             let (secrets, secret_trigger) = triggering_trimmed(api::<Secret>(client, namespace), trim_secret);
@@ -222,7 +252,7 @@ impl Caches {
             config_maps,
             secrets,
             hpas: background(api::<HorizontalPodAutoscaler>(client, namespace), shutdown),
-            services: background(api::<Service>(client, namespace), shutdown),
+            services,
             metric_templates: background(api::<MetricTemplate>(client, namespace), shutdown),
             alert_providers: background(api::<AlertProvider>(client, namespace), shutdown),
             dynamic: Arc::new(DynamicCaches {
@@ -236,6 +266,7 @@ impl Caches {
             canaries: canary_trigger,
             deployments: deployment_trigger,
             daemonsets: daemonset_trigger,
+            services: service_trigger,
             config_maps: config_map_trigger,
             secrets: secret_trigger,
         };

@@ -95,7 +95,7 @@ fn canaries_using(
         .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
         .filter(|c| {
             crate::workload::lookup(caches, &c.spec.target_ref.kind, &ns, &c.spec.target_ref.name)
-                .and_then(|w| w.template().spec.clone())
+                .and_then(|w| w.template()?.spec.clone())
                 .is_some_and(|spec| flagger_core::config::referenced(&spec).contains_key(reference))
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
@@ -155,6 +155,10 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
     let store = caches.canaries.clone();
     controller = controller.watches_stream(triggers.daemonsets, move |d| {
         canaries_of(&store, "DaemonSet", d.namespace(), &d.name_any())
+    });
+    let store = caches.canaries.clone();
+    controller = controller.watches_stream(triggers.services, move |s| {
+        canaries_of(&store, "Service", s.namespace(), &s.name_any())
     });
     if let Some(config_maps) = triggers.config_maps {
         let c = caches.clone();

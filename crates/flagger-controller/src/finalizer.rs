@@ -158,6 +158,7 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
             (d.spec.replicas != Some(replicas)).then_some(replicas)
         }
         Workload::DaemonSet(_) => target.scaled_to_zero().then_some(1),
+        Workload::Service(_) => None,
     };
     if let Some(replicas) = revert {
         ctx.gate.check()?;
@@ -174,7 +175,7 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
     }
 
     // The target serves: give the user's apex Service its selector back.
-    if let Ok((label, value)) = target.selector_label(&ctx.config.workload)
+    if let Ok(Some((label, value))) = target.selector_label(&ctx.config.workload)
         && let Some(service) = ctx.caches.service(&ns, canary.service_name())
         && !controlled_by_canary(&service)
     {

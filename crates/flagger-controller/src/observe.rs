@@ -25,8 +25,8 @@ pub struct Observation {
     pub target: Workload,
     /// The primary workload, if it exists.
     pub primary: Option<Workload>,
-    /// The selector label key and the target's value for it.
-    pub selector: (String, String),
+    /// The selector label key and the target's value for it (`None` for a Service target).
+    pub selector: Option<(String, String)>,
     /// The provider in effect.
     pub provider: MeshProvider,
     /// Its router.
@@ -175,10 +175,11 @@ pub fn validate(ctx: &Context, canary: &Canary) -> Result<(), ObserveError> {
                 .join("; "),
         )
     })?;
-    if !workload::is_workload_kind(&canary.spec.target_ref.kind) {
+    let target_ref = &canary.spec.target_ref;
+    if !workload::is_target_kind(&target_ref.api_version, &target_ref.kind) {
         return Err(ObserveError::Unsupported(format!(
-            "targetRef kind {} is not supported by this build of flagger-rs yet (Deployment and DaemonSet are)",
-            canary.spec.target_ref.kind
+            "targetRef {}/{} is not supported by this build of flagger-rs yet (Deployment, DaemonSet and Service are)",
+            target_ref.api_version, target_ref.kind
         )));
     }
     Ok(())
@@ -226,15 +227,15 @@ pub async fn observe(
         },
     };
     let canary_ready = target.readiness(&canary, analysis.canary_ready_threshold(), now);
-    let template = target.template();
-    let (configs, checksums) = if ctx.config.enable_config_tracking {
-        let pod_spec = template.spec.clone().unwrap_or_default();
-        let configs = configs::observe(&ctx.caches, &ns, &pod_spec)?;
-        let checksums = configs.checksums()?;
-        (configs, Some(checksums))
-    } else {
-        (TrackedConfigs::default(), None)
-    };
+    let (configs, checksums) =
+        if let (true, Some(template)) = (ctx.config.enable_config_tracking, target.template()) {
+            let pod_spec = template.spec.clone().unwrap_or_default();
+            let configs = configs::observe(&ctx.caches, &ns, &pod_spec)?;
+            let checksums = configs.checksums()?;
+            (configs, Some(checksums))
+        } else {
+            (TrackedConfigs::default(), None)
+        };
     let revision = TargetRevision {
         spec_hash: target.revision()?,
         configs: checksums,

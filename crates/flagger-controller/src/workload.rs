@@ -1,12 +1,16 @@
-//! The workloads a canary can target with a pod template — Deployments and DaemonSets — behind one type,
-//! so observe, act and the finalizer treat them alike where Flagger does and differently where it does not:
+//! The targets a canary can have — Deployments, DaemonSets and (non-Knative) Services — behind one type, so
+//! observe, act and the finalizer treat them alike where Flagger does and differently where it does not:
 //!
-//! | | Deployment | DaemonSet |
-//! |---|---|---|
-//! | revision | hash of the pod template | the same, without the scale-to-zero nodeSelector |
-//! | readiness deadline | the Deployment's own conditions | the Canary's `lastTransitionTime` (Flagger's rule) |
-//! | scale to zero | `spec.replicas: 0` | nodeSelector `flagger.app/scale-to-zero: "true"` |
-//! | scale from zero | `spec.replicas` | the nodeSelector removed |
+//! | | Deployment | DaemonSet | Service |
+//! |---|---|---|---|
+//! | primary | `<t>-primary` Deployment | `<t>-primary` DaemonSet | `<t>-primary` copy of the Service (and a `<t>-canary` copy) |
+//! | revision | hash of the pod template | the same, without the scale-to-zero nodeSelector | hash of `.spec` |
+//! | readiness deadline | the Deployment's own conditions | the Canary's `lastTransitionTime` (Flagger's rule) | always ready |
+//! | scale to zero | `spec.replicas: 0` | nodeSelector `flagger.app/scale-to-zero: "true"` | nothing |
+//! | scale from zero | `spec.replicas` | the nodeSelector removed | nothing |
+//!
+//! A Service target gets no generated apex/canary/primary Services from the kubernetes router (Flagger's
+//! no-op router for Service targets): the copies are the canary and the primary.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,11 +19,11 @@ use flagger_api::Canary;
 use flagger_core::config::ConfigRef;
 use flagger_core::hash::{self, HashError, SCALE_TO_ZERO_NODE_SELECTOR};
 use flagger_core::machine::Readiness;
-use flagger_core::primary::{self, FLAGGER_ID, PodWorkload, PrimaryError, WorkloadOptions};
+use flagger_core::primary::{self, FLAGGER_ID, PRIMARY_SUFFIX, PodWorkload, PrimaryError, WorkloadOptions};
 use flagger_core::readiness;
 use flagger_k8s::ActError;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -33,18 +37,25 @@ pub enum Workload {
     Deployment(Arc<Deployment>),
     /// A DaemonSet.
     DaemonSet(Arc<DaemonSet>),
+    /// A (core v1, non-Knative) Service.
+    Service(Arc<Service>),
 }
 
-/// Whether flagger-rs can target `kind` with a pod-template workload.
-pub fn is_workload_kind(kind: &str) -> bool {
-    matches!(kind, "Deployment" | "DaemonSet")
+/// Whether flagger-rs can target `kind` of `api_version` (a Knative Service is not a Service target).
+pub fn is_target_kind(api_version: &str, kind: &str) -> bool {
+    match kind {
+        "Deployment" | "DaemonSet" => true,
+        "Service" => !api_version.starts_with("serving.knative.dev"),
+        _ => false,
+    }
 }
 
-/// The workload `kind`/`name` in `namespace`, from the caches.
+/// The target of `kind`/`name` in `namespace`, from the caches.
 pub fn lookup(caches: &Caches, kind: &str, namespace: &str, name: &str) -> Option<Workload> {
     match kind {
         "Deployment" => caches.deployment(namespace, name).map(Workload::Deployment),
         "DaemonSet" => caches.daemonset(namespace, name).map(Workload::DaemonSet),
+        "Service" => caches.service(namespace, name).map(Workload::Service),
         _ => None,
     }
 }
@@ -55,6 +66,7 @@ impl Workload {
         match self {
             Self::Deployment(_) => "Deployment",
             Self::DaemonSet(_) => "DaemonSet",
+            Self::Service(_) => "Service",
         }
     }
 
@@ -63,30 +75,35 @@ impl Workload {
         match self {
             Self::Deployment(d) => d.name_any(),
             Self::DaemonSet(d) => d.name_any(),
+            Self::Service(s) => s.name_any(),
         }
     }
 
-    /// Its pod template.
-    pub fn template(&self) -> &PodTemplateSpec {
+    /// Its pod template (`None` for a Service).
+    pub fn template(&self) -> Option<&PodTemplateSpec> {
         match self {
-            Self::Deployment(d) => d.template(),
-            Self::DaemonSet(d) => d.template(),
+            Self::Deployment(d) => Some(d.template()),
+            Self::DaemonSet(d) => Some(d.template()),
+            Self::Service(_) => None,
         }
     }
 
-    /// The selector label and the target's value for it.
-    pub fn selector_label(&self, opts: &WorkloadOptions) -> Result<(String, String), PrimaryError> {
+    /// The selector label and the target's value for it (`None` for a Service target, which gets no
+    /// generated Services).
+    pub fn selector_label(&self, opts: &WorkloadOptions) -> Result<Option<(String, String)>, PrimaryError> {
         match self {
-            Self::Deployment(d) => primary::selector_label(d.as_ref(), opts),
-            Self::DaemonSet(d) => primary::selector_label(d.as_ref(), opts),
+            Self::Deployment(d) => primary::selector_label(d.as_ref(), opts).map(Some),
+            Self::DaemonSet(d) => primary::selector_label(d.as_ref(), opts).map(Some),
+            Self::Service(_) => Ok(None),
         }
     }
 
-    /// The revision hash of the pod template.
+    /// The revision hash: of the pod template, or of a Service's `.spec`.
     pub fn revision(&self) -> Result<String, HashError> {
         match self {
             Self::Deployment(d) => hash::spec_hash(&d.spec.template),
             Self::DaemonSet(d) => hash::daemonset_template_hash(&d.spec.template),
+            Self::Service(s) => hash::spec_hash(&s.spec),
         }
     }
 
@@ -95,14 +112,15 @@ impl Workload {
         match self {
             Self::Deployment(d) => d.spec.replicas == Some(0),
             Self::DaemonSet(d) => node_selector_has_scale_to_zero(d),
+            Self::Service(_) => false,
         }
     }
 
-    /// `spec.replicas` of a Deployment; `None` for a DaemonSet.
+    /// `spec.replicas` of a Deployment; `None` otherwise.
     pub fn replicas(&self) -> Option<i32> {
         match self {
             Self::Deployment(d) => d.spec.replicas,
-            Self::DaemonSet(_) => None,
+            Self::DaemonSet(_) | Self::Service(_) => None,
         }
     }
 
@@ -119,6 +137,7 @@ impl Workload {
                     .map(|t| t.0);
                 readiness::daemonset(d, deadline, threshold, last_transition, now)
             }
+            Self::Service(_) => Readiness::Ready,
         }
     }
 
@@ -142,7 +161,7 @@ impl Workload {
 
     /// The `flagger-id` pod annotation.
     pub fn flagger_id(&self) -> Option<String> {
-        self.template()
+        self.template()?
             .metadata
             .as_ref()?
             .annotations
@@ -168,6 +187,8 @@ pub enum DesiredPrimary {
     Deployment(Deployment),
     /// A primary DaemonSet.
     DaemonSet(DaemonSet),
+    /// The primary copy of a Service target.
+    Service(Service),
 }
 
 impl Workload {
@@ -188,7 +209,16 @@ impl Workload {
             Self::DaemonSet(d) => DesiredPrimary::DaemonSet(primary::desired_primary_daemonset(
                 d, owner, opts, tracked, flagger_id,
             )?),
+            Self::Service(s) => DesiredPrimary::Service(service_copy(s, PRIMARY_SUFFIX, owner, opts)),
         })
+    }
+
+    /// The `<target>-canary` copy of a Service target (`None` for other kinds).
+    pub fn desired_canary_copy(&self, owner: OwnerReference, opts: &WorkloadOptions) -> Option<Service> {
+        match self {
+            Self::Service(s) => Some(service_copy(s, CANARY_SUFFIX, owner, opts)),
+            _ => None,
+        }
     }
 
     /// Scales the target to zero (`replicas == 0`) or up: a Deployment to `replicas`, a DaemonSet by its
@@ -213,6 +243,8 @@ impl Workload {
                 )
                 .await
             }
+            // A Service target has nothing to scale.
+            Self::Service(_) => Ok(()),
         }
     }
 }
@@ -223,6 +255,55 @@ impl DesiredPrimary {
         match self {
             Self::Deployment(d) => flagger_k8s::apply_primary_object(client, d).await.map(drop),
             Self::DaemonSet(d) => flagger_k8s::apply_primary_object(client, d).await.map(drop),
+            Self::Service(s) => flagger_k8s::apply_primary_object(client, s).await.map(drop),
         }
+    }
+}
+
+/// The suffix of a Service target's canary copy.
+pub const CANARY_SUFFIX: &str = "-canary";
+
+/// The annotation `kubectl apply` keeps the last applied manifest in; not copied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The spec of a copy of `service`: everything but the addresses and ports the API server assigns to each
+/// Service (cluster IPs, node ports, the health-check node port), which a copy must not claim.
+fn copy_spec(service: &Service) -> Option<ServiceSpec> {
+    let mut spec = service.spec.clone()?;
+    spec.cluster_ip = None;
+    spec.cluster_ips = None;
+    spec.health_check_node_port = None;
+    for port in spec.ports.iter_mut().flatten() {
+        port.node_port = None;
+    }
+    Some(spec)
+}
+
+/// `<service><suffix>`: a copy of the target Service (Flagger's Service target), owned by the Canary, with
+/// the target's labels filtered by `-include-label-prefix` and its annotations without kubectl's
+/// last-applied manifest.
+fn service_copy(service: &Service, suffix: &str, owner: OwnerReference, opts: &WorkloadOptions) -> Service {
+    let annotations = service
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.as_str() != LAST_APPLIED && !k.contains(primary::TOOLKIT_MARKER))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Service {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(format!("{}{suffix}", service.name_any())),
+            namespace: service.metadata.namespace.clone(),
+            labels: Some(primary::include_by_prefix(
+                service.metadata.labels.as_ref(),
+                &opts.include_label_prefixes,
+            )),
+            annotations: Some(annotations),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: copy_spec(service),
+        status: None,
     }
 }

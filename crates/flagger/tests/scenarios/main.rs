@@ -19,5 +19,6 @@ mod problems;
 mod progressive;
 mod revision;
 mod rollback;
+mod service_target;
 mod smi_support;
 mod support;
