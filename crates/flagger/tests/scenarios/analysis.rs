@@ -61,13 +61,13 @@ async fn scraped_app(prom: &Prometheus, ns: &TestNamespace, workload: &str, erro
 }
 
 /// Load for the whole release: 20 requests a second split `weights` between `primary` and `canary`,
-/// bounded to four minutes. The builtin queries are rates over the last minute, so the load must go on
+/// bounded to six minutes. The builtin queries are rates over the last minute, so the load must go on
 /// while the operator checks.
 fn steady_load(primary: &ScrapedApp, canary: Option<&ScrapedApp>, weights: (u32, u32)) -> Running {
     Load::new(primary.addr(), canary.map(|c| c.addr()))
         .rate(20.0)
-        .requests(4800)
-        .duration(Duration::from_secs(240))
+        .requests(7200)
+        .duration(Duration::from_secs(360))
         .spawn(Weights::fixed(weights.0, weights.1))
         .unwrap()
 }
