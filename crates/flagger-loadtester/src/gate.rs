@@ -23,7 +23,7 @@ pub const CLOSED: &str = "false";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flagger-loadtester");
 
 /// How many times a write is retried after a `resourceVersion` conflict before giving up.
-const MAX_ATTEMPTS: usize = 16;
+const MAX_ATTEMPTS: u64 = 64;
 
 /// Errors of the Kubernetes store.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +132,11 @@ impl ConfigMapGates {
 
     async fn set(&self, key: &str, open: bool) -> Result<(), GateError> {
         let value = if open { OPEN } else { CLOSED };
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Let the writer that won get out of the way; grows to 100ms.
+                tokio::time::sleep(std::time::Duration::from_millis(5 * attempt.min(20))).await;
+            }
             let current = self.api.get_opt(&self.name).await.map_err(|e| self.error(e))?;
             let result = match current {
                 None => {
