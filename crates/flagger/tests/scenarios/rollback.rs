@@ -152,7 +152,8 @@ async fn a_canary_past_its_progress_deadline_is_rolled_back() {
         &ns,
         "podinfo",
         &format!(
-            "Rolling back {t} progress deadline exceeded deployment \"podinfo\" exceeded its progress deadline"
+            "Rolling back {t} progress deadline exceeded waiting for rollout to finish: 0 of 2 (readyThreshold \
+             100%) updated replicas are available"
         ),
         Duration::from_secs(10),
     )
