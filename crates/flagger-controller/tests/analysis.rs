@@ -413,12 +413,10 @@ spec:
         "{outcome:?}"
     );
 
-    // A provider type this build cannot query fails the check, saying so.
+    // A datadog template without credentials fails the check with Flagger's text.
     let datadog = metric("datadog", serde_json::json!({"max": 5}));
-    let expected = format!(
-        "datadog.{n} provider datadog error: the datadog metric provider is not available in this build of \
-         flagger-rs; only prometheus MetricTemplates can be queried"
-    );
+    let expected =
+        format!("datadog.{n} provider datadog error: datadog credentials does not contain datadog_api_key");
     assert_eq!(
         messages(&analysis.run(&datadog, &caches).await),
         [format!("Metric template {expected}")]
@@ -525,6 +523,163 @@ async fn knative_canaries_need_their_knative_service() -> Result<()> {
             passed: true,
             events: vec![]
         }
+    );
+    Ok(())
+}
+
+/// A request the fake Datadog API received.
+#[derive(Clone, Debug)]
+struct DatadogRequest {
+    path: String,
+    query: std::collections::BTreeMap<String, String>,
+    api_key: String,
+    application_key: String,
+}
+
+/// A local server speaking Datadog's `/api/v1/query` and `/api/v1/validate`: queries answer one series
+/// whose first point is 12.5; every request is recorded.
+async fn fake_datadog() -> Result<(String, Arc<std::sync::Mutex<Vec<DatadogRequest>>>)> {
+    let seen: Arc<std::sync::Mutex<Vec<DatadogRequest>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let record = record.clone();
+        async move {
+            let header = |name: &str| {
+                request
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let query = reqwest::Url::parse(&format!(
+                "http://fake/?{}",
+                request.uri().query().unwrap_or_default()
+            ))
+            .map(|u| u.query_pairs().into_owned().collect())
+            .unwrap_or_default();
+            let path = request.uri().path().to_owned();
+            record.lock().unwrap().push(DatadogRequest {
+                path: path.clone(),
+                query,
+                api_key: header("dd-api-key"),
+                application_key: header("dd-application-key"),
+            });
+            match path.as_str() {
+                "/api/v1/query" => (
+                    axum::http::StatusCode::OK,
+                    r#"{"status":"ok","series":[{"pointlist":[[1700000000000,12.5],[1700000060000,40]]}]}"#,
+                ),
+                "/api/v1/validate" => (axum::http::StatusCode::OK, r#"{"valid":true}"#),
+                _ => (axum::http::StatusCode::NOT_FOUND, "{}"),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((format!("http://{addr}"), seen))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datadog_template_from_the_cluster() -> Result<()> {
+    let ns = TestNamespace::new("analysis-datadog").await?;
+    install_crds(&ns.client, &flagger_api::crds()).await?;
+    let (address, seen) = fake_datadog().await?;
+    apply_yaml(
+        &ns.client,
+        &ns.name,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: dd-keys}}
+stringData: {{datadog_api_key: api-1, datadog_application_key: app-1}}
+---
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {{name: dd-errors}}
+spec:
+  provider: {{type: datadog, address: "{address}", secretRef: {{name: dd-keys}}}}
+  query: "sum:errors{{kube_namespace:{{{{ namespace }}}},kube_deployment:{{{{ target }}}}}}.as_count()"
+"#
+        ),
+    )
+    .await?;
+    let (caches, _stop) = caches(&ns);
+    poll("the MetricTemplate in the watch cache", DEADLINE, || async {
+        Ok(caches.metric_template(&ns.name, "dd-errors").ok_or(()))
+    })
+    .await?;
+    let metrics = OperatorMetrics::register(&mut Default::default());
+    // The builtin Prometheus is never asked: the canary has only the template metric.
+    let analysis = Analysis::new(
+        ns.client.clone(),
+        MeshProvider::Kubernetes,
+        dead_address(),
+        metrics,
+    )?;
+    let n = &ns.name;
+    // No `interval`: Flagger cannot build the provider (`error parsing metric interval`); here it is 1m.
+    let metric = |max: f64| {
+        canary(
+            n,
+            "podinfo",
+            serde_json::json!([{"name": "dd-errors", "templateRef": {"name": "dd-errors"}, "thresholdRange": {"max": max}}]),
+            serde_json::json!({}),
+        )
+    };
+
+    assert_eq!(analysis.check_providers(&metric(20.0), &caches).await, Ok(()));
+    let validate = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(validate.path, "/api/v1/validate");
+    assert_eq!(
+        (validate.api_key.as_str(), validate.application_key.as_str()),
+        ("api-1", "app-1")
+    );
+
+    let outcome = analysis.run(&metric(20.0), &caches).await;
+    assert!(outcome.passed, "{outcome:?}");
+    let query = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(query.path, "/api/v1/query");
+    assert_eq!(
+        query.query["query"],
+        format!("sum:errors{{kube_namespace:{n},kube_deployment:podinfo}}.as_count()")
+    );
+    let from: i64 = query.query["from"].parse()?;
+    let to: i64 = query.query["to"].parse()?;
+    assert_eq!(to - from, 600, "10 × the default 1m interval");
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
+    )?;
+    assert!((now - 30..=now).contains(&to), "to {to} is not now {now}");
+    assert_eq!(
+        (query.api_key.as_str(), query.application_key.as_str()),
+        ("api-1", "app-1")
+    );
+
+    // The first point, 12.5, fails `max: 5` with Flagger's text.
+    let outcome = analysis.run(&metric(5.0), &caches).await;
+    assert!(!outcome.passed);
+    assert_eq!(
+        messages(&outcome),
+        [format!("Halt podinfo.{n} advancement dd-errors 12.50 > 5")]
+    );
+
+    // The Secret is read on every check: rotated keys are sent from the next check on.
+    apply_yaml(
+        &ns.client,
+        &ns.name,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: dd-keys}\nstringData: {datadog_api_key: api-2, datadog_application_key: app-2}\n",
+    )
+    .await?;
+    assert!(analysis.run(&metric(20.0), &caches).await.passed);
+    let rotated = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (rotated.api_key.as_str(), rotated.application_key.as_str()),
+        ("api-2", "app-2")
     );
     Ok(())
 }
