@@ -105,9 +105,9 @@ fn query_error(message: &str) -> ProviderError {
     config_error(KIND, format!("keptn: {message}"))
 }
 
-/// The `ApiResource` of a Keptn kind at [`VERSION`].
-fn resource(kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk(GROUP, VERSION, kind))
+/// The `ApiResource` of a Keptn kind at [`VERSION`], with its plural (`keptnmetrics`, `analyses`).
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, kind), plural)
 }
 
 /// The Analysis object Flagger creates for `query` (a [`KeptnQuery::Analysis`]) with `suffix`.
@@ -194,8 +194,11 @@ impl KeptnProvider {
     }
 
     async fn metric(&self, namespace: &str, name: &str) -> Result<f64, ProviderError> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), namespace, &resource("KeptnMetric"));
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &resource("KeptnMetric", "keptnmetrics"),
+        );
         let object = api.get(name).await.map_err(|e| ProviderError::Request {
             provider: KIND,
             url: format!("keptnmetrics/{namespace}/{name}"),
@@ -229,7 +232,7 @@ impl KeptnProvider {
         args: &BTreeMap<String, String>,
     ) -> Result<f64, ProviderError> {
         let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), namespace, &resource("Analysis"));
+            Api::namespaced_with(self.client.clone(), namespace, &resource("Analysis", "analyses"));
         let object = analysis_object(namespace, definition, duration, args, &random_suffix());
         let request_error = |url: &str, reason: String| ProviderError::Request {
             provider: KIND,
@@ -388,6 +391,16 @@ mod tests {
                 .to_string()
                 .contains("unexpected resource kind")
         );
+    }
+
+    #[test]
+    fn resources_are_flaggers() {
+        let analysis = resource("Analysis", "analyses");
+        assert_eq!(analysis.api_version, "metrics.keptn.sh/v1beta1");
+        assert_eq!(analysis.plural, "analyses");
+        let metric = resource("KeptnMetric", "keptnmetrics");
+        assert_eq!(metric.api_version, "metrics.keptn.sh/v1beta1");
+        assert_eq!(metric.plural, "keptnmetrics");
     }
 
     #[test]

@@ -56,10 +56,13 @@ impl Seen {
     }
 }
 
+/// The replies still to give per path: (status, body), the last one repeated.
+type Replies = BTreeMap<String, VecDeque<(u16, String)>>;
+
 #[derive(Clone, Default)]
 pub struct Server {
     seen: Arc<Mutex<Vec<Seen>>>,
-    replies: Arc<Mutex<BTreeMap<String, VecDeque<(u16, String)>>>>,
+    replies: Arc<Mutex<Replies>>,
 }
 
 async fn handle(
