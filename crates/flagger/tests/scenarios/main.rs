@@ -14,6 +14,7 @@ mod finalizer;
 mod gates;
 mod gatewayapi;
 mod leader;
+mod loadtester;
 mod migration;
 mod problems;
 mod progressive;
