@@ -252,3 +252,70 @@ fn without_address_the_operators_client_is_required() {
         }
     ));
 }
+
+/// An HTTPS external metrics server with a self-signed certificate, answering every request with one item.
+async fn self_signed_server() -> String {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = list(&["42"]);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(response.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    format!("https://{address}")
+}
+
+#[tokio::test]
+async fn insecure_skip_verify_accepts_a_self_signed_certificate() {
+    let address = self_signed_server().await;
+    let empty = BTreeMap::new();
+    let build_with = |insecure: Option<bool>| {
+        let mut spec = provider("externalmetrics", Some(&address), false);
+        spec.insecure_skip_verify = insecure;
+        ExternalMetricsProvider::new(&ProviderInit {
+            provider: &spec,
+            credentials: &empty,
+            interval: Duration::from_secs(60),
+            kube: None,
+        })
+        .unwrap()
+    };
+
+    let verifying = build_with(None);
+    let err = verifying.run_query("ns/m").await.unwrap_err();
+    assert!(matches!(err, ProviderError::Request { .. }), "{err}");
+
+    let insecure = build_with(Some(true));
+    assert_eq!(insecure.run_query("ns/m").await.unwrap(), 42.0);
+    insecure.is_online().await.unwrap();
+}
