@@ -301,11 +301,13 @@ fn metrics_of(canary: &Canary) -> &[CanaryMetric] {
     canary.analysis().map(|a| a.metrics()).unwrap_or_default()
 }
 
-/// Flagger's `IsOnline` error: a failed query is `running query failed: <err>`; a wrong answer says so.
-fn online_error(error: &ProviderError) -> String {
+/// Flagger's `IsOnline` error of a `kind` provider. The providers whose check is a query (Prometheus,
+/// Graphite) wrap a failed query as `running query failed: <err>`; the others return the error as is.
+fn online_error(kind: &str, error: &ProviderError) -> String {
     match error {
         ProviderError::NotOnline { .. } => error.to_string(),
-        other => format!("running query failed: {other}"),
+        other if matches!(kind, "prometheus" | "graphite") => format!("running query failed: {other}"),
+        other => other.to_string(),
     }
 }
 
@@ -391,7 +393,7 @@ async fn check_providers_with<B: Backend>(
                 provider
                     .is_online()
                     .await
-                    .map_err(|e| format!("prometheus not avaiable: {}", online_error(&e)))?;
+                    .map_err(|e| format!("prometheus not avaiable: {}", online_error("prometheus", &e)))?;
                 prometheus_online = true;
             }
             continue;
@@ -406,7 +408,7 @@ async fn check_providers_with<B: Backend>(
                     resolved.template.spec.provider.type_,
                     resolved.template.name_any(),
                     resolved.template.namespace().unwrap_or(resolved.namespace),
-                    online_error(&e)
+                    online_error(resolved.provider.kind(), &e)
                 )
             })?;
         }

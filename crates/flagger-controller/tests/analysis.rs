@@ -537,7 +537,7 @@ struct DatadogRequest {
 }
 
 /// A local server speaking Datadog's `/api/v1/query` and `/api/v1/validate`: queries answer one series
-/// whose first point is 12.5; every request is recorded.
+/// whose first point is 12.5, the API key `bad` is refused with 403; every request is recorded.
 async fn fake_datadog() -> Result<(String, Arc<std::sync::Mutex<Vec<DatadogRequest>>>)> {
     let seen: Arc<std::sync::Mutex<Vec<DatadogRequest>>> = Arc::default();
     let record = seen.clone();
@@ -559,13 +559,16 @@ async fn fake_datadog() -> Result<(String, Arc<std::sync::Mutex<Vec<DatadogReque
             .map(|u| u.query_pairs().into_owned().collect())
             .unwrap_or_default();
             let path = request.uri().path().to_owned();
+            let api_key = header("dd-api-key");
+            let rejected = api_key == "bad";
             record.lock().unwrap().push(DatadogRequest {
                 path: path.clone(),
                 query,
-                api_key: header("dd-api-key"),
+                api_key,
                 application_key: header("dd-application-key"),
             });
             match path.as_str() {
+                _ if rejected => (axum::http::StatusCode::FORBIDDEN, r#"{"errors":["Forbidden"]}"#),
                 "/api/v1/query" => (
                     axum::http::StatusCode::OK,
                     r#"{"status":"ok","series":[{"pointlist":[[1700000000000,12.5],[1700000060000,40]]}]}"#,
@@ -602,13 +605,28 @@ metadata: {{name: dd-errors}}
 spec:
   provider: {{type: datadog, address: "{address}", secretRef: {{name: dd-keys}}}}
   query: "sum:errors{{kube_namespace:{{{{ namespace }}}},kube_deployment:{{{{ target }}}}}}.as_count()"
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: dd-bad}}
+stringData: {{datadog_api_key: bad, datadog_application_key: app-1}}
+---
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {{name: dd-bad}}
+spec:
+  provider: {{type: datadog, address: "{address}", secretRef: {{name: dd-bad}}}}
+  query: "sum:errors{{*}}"
 "#
         ),
     )
     .await?;
     let (caches, _stop) = caches(&ns);
-    poll("the MetricTemplate in the watch cache", DEADLINE, || async {
-        Ok(caches.metric_template(&ns.name, "dd-errors").ok_or(()))
+    poll("the MetricTemplates in the watch cache", DEADLINE, || async {
+        Ok(caches
+            .metric_template(&ns.name, "dd-errors")
+            .and(caches.metric_template(&ns.name, "dd-bad"))
+            .ok_or(()))
     })
     .await?;
     let metrics = OperatorMetrics::register(&mut Default::default());
@@ -621,14 +639,15 @@ spec:
     )?;
     let n = &ns.name;
     // No `interval`: Flagger cannot build the provider (`error parsing metric interval`); here it is 1m.
-    let metric = |max: f64| {
+    let metric_of = |template: &str, max: f64| {
         canary(
             n,
             "podinfo",
-            serde_json::json!([{"name": "dd-errors", "templateRef": {"name": "dd-errors"}, "thresholdRange": {"max": max}}]),
+            serde_json::json!([{"name": "dd-errors", "templateRef": {"name": template}, "thresholdRange": {"max": max}}]),
             serde_json::json!({}),
         )
     };
+    let metric = |max: f64| metric_of("dd-errors", max);
 
     assert_eq!(analysis.check_providers(&metric(20.0), &caches).await, Ok(()));
     let validate = seen.lock().unwrap().last().cloned().unwrap();
@@ -666,6 +685,24 @@ spec:
     assert_eq!(
         messages(&outcome),
         [format!("Halt podinfo.{n} advancement dd-errors 12.50 > 5")]
+    );
+
+    // A refused key fails the availability check and the query with Datadog's status and body.
+    assert_eq!(
+        analysis
+            .check_providers(&metric_of("dd-bad", 20.0), &caches)
+            .await,
+        Err(format!(
+            "datadog in metric template dd-bad.{n} not avaiable: datadog: error response: Status 403 Forbidden: \
+             {{\"errors\":[\"Forbidden\"]}}"
+        ))
+    );
+    assert_eq!(
+        messages(&analysis.run(&metric_of("dd-bad", 20.0), &caches).await),
+        [
+            "Metric query failed for dd-errors: datadog: error response: Status 403 Forbidden: \
+             {\"errors\":[\"Forbidden\"]}"
+        ]
     );
 
     // The Secret is read on every check: rotated keys are sent from the next check on.
