@@ -1022,3 +1022,46 @@ async fn unknown_types_fall_back_to_prometheus() {
     assert_eq!(server.last().query["query"], "vector(1)");
     assert_eq!(server.count(), 1);
 }
+
+/// A SignalFlow stream that stays open after `END_OF_CHANNEL` is not waited on: the value is returned at
+/// the end of the channel, well before the 5 s timeout.
+#[tokio::test]
+async fn splunk_stops_reading_at_the_end_of_the_channel() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 8192];
+        let _ = socket.read(&mut request).await.unwrap();
+        let events = sse(&[
+            START,
+            (
+                "data",
+                r#"{"logicalTimestampMs":1,"data":[{"tsId":"A","value":3}]}"#,
+            ),
+            END,
+        ]);
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        let chunk = format!("{:x}\r\n{events}\r\n", events.len());
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(chunk.as_bytes()).await.unwrap();
+        // The response never ends until the test is over.
+        let _ = released.await;
+    });
+    let p = build(
+        &template("splunk", &format!("http://{addr}"), true),
+        &creds(SF_CREDS),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(p.run_query("q").await.unwrap(), 3.0);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(release);
+}
