@@ -1,5 +1,6 @@
 //! Project tasks for flagger-rs. Run `cargo xtask help`.
 
+mod bench;
 mod prometheus;
 mod testenv;
 
@@ -22,6 +23,8 @@ Tasks:
   testenv status                show what is running
   testenv env                   print the environment (KUBECONFIG, TESTENV_*) as shell exports
   testenv build                 only build the control plane binaries (cached)
+  bench loadgen [--duration D] [--concurrency C]
+                                built-in hey vs real hey (installed into target/bench) on a testapp
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["test", rest @ ..] => test(rest),
         ["testenv", rest @ ..] => testenv::cli(rest),
+        ["bench", rest @ ..] => bench::cli(rest),
         [] | ["help" | "-h" | "--help"] => {
             print!("{HELP}");
             Ok(())
