@@ -55,7 +55,7 @@ pub enum GateStore {
     /// In this process only (Flagger's behaviour).
     Memory(Arc<Mutex<HashMap<String, bool>>>),
     /// In a ConfigMap.
-    Kubernetes(ConfigMapGates),
+    Kubernetes(Box<ConfigMapGates>),
 }
 
 /// The ConfigMap-backed store.
@@ -74,11 +74,11 @@ impl GateStore {
 
     /// A store in ConfigMap `name` of `namespace` (created on the first change).
     pub fn kubernetes(client: kube::Client, namespace: &str, name: &str) -> Self {
-        Self::Kubernetes(ConfigMapGates {
+        Self::Kubernetes(Box::new(ConfigMapGates {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-        })
+        }))
     }
 
     /// `memory` or `kubernetes`.

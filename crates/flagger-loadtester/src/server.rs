@@ -78,17 +78,17 @@ fn forbidden() -> Response {
 
 impl AppState {
     /// Decodes and authorizes the body, or answers 400 / 403.
-    fn payload(&self, body: &[u8]) -> Result<Payload, Response> {
+    fn payload(&self, body: &[u8]) -> Result<Payload, Box<Response>> {
         let payload = Payload::from_slice(body).map_err(|e| {
             tracing::error!("decoding the request body failed: {e}");
-            text(400, format!("decoding the request body failed: {e}"))
+            Box::new(text(400, format!("decoding the request body failed: {e}")))
         })?;
         let allowed = self
             .namespace_regexp
             .as_ref()
             .is_none_or(|re| re.is_match(&payload.namespace));
         if !allowed {
-            return Err(forbidden());
+            return Err(Box::new(forbidden()));
         }
         Ok(payload)
     }
@@ -120,7 +120,7 @@ impl Gate {
 async fn check(state: &AppState, gate: Gate, body: &[u8]) -> Response {
     let payload = match state.payload(body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let key = gate.key(&payload);
     match state.gates.is_open(&key).await {
@@ -143,7 +143,7 @@ async fn check(state: &AppState, gate: Gate, body: &[u8]) -> Response {
 async fn set(state: &AppState, gate: Gate, open: bool, body: &[u8]) -> Response {
     let payload = match state.payload(body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let key = gate.key(&payload);
     match state.gates.set(&key, open).await {
@@ -162,7 +162,7 @@ async fn set(state: &AppState, gate: Gate, open: bool, body: &[u8]) -> Response 
 async fn task(State(state): State<AppState>, body: Bytes) -> Response {
     let payload = match state.payload(&body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if payload.metadata.is_empty() {
         return text(400, "metadata not found in payload");

@@ -24,6 +24,7 @@ struct Process {
 impl Process {
     /// Starts the binary with `args` (and `-port=0`), `path_prefix` put before `$PATH`, and waits for the
     /// "Starting load tester" log line to learn the port.
+    #[allow(clippy::zombie_processes)] // the child is owned by `Process`, whose Drop kills and waits for it
     fn start(args: &[&str], path_prefix: Option<&Path>) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.arg("-port=0")

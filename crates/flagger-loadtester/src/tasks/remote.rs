@@ -251,7 +251,7 @@ pub struct NGrinder {
 /// Standard base64 with padding, as Go's `base64.StdEncoding`; the error is the offending byte's index.
 fn base64_decode(input: &str) -> Result<Vec<u8>, usize> {
     let bytes = input.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(bytes.len() / 4 * 4);
     }
     let value = |c: u8| match c {
