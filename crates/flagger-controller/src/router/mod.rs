@@ -8,6 +8,7 @@
 //!
 //! Every write goes through [`RouteCx::gate`], so a process that lost the leader lease writes nothing.
 
+pub mod appmesh;
 pub mod gatewayapi;
 pub mod kubernetes;
 pub mod smi;
@@ -88,6 +89,8 @@ pub enum AnyRouter {
     Smi(smi::SmiRouter),
     /// `gatewayapi:v1`, `gatewayapi:v1beta1`: a Gateway API HTTPRoute.
     GatewayApi(gatewayapi::GatewayApiRouter),
+    /// `appmesh:v1beta2*`, `appmesh`: App Mesh virtual nodes, routers and services.
+    AppMesh(appmesh::AppMeshRouter),
     /// A provider whose router is not built yet.
     Unsupported(MeshProvider),
 }
@@ -106,6 +109,10 @@ impl AnyRouter {
             MeshProvider::GatewayApiV1beta1 => Self::GatewayApi(gatewayapi::GatewayApiRouter::new(
                 gatewayapi::RouteVersion::V1beta1,
             )),
+            MeshProvider::AppMesh | MeshProvider::AppMeshV1beta2 => {
+                appmesh::AppMeshRouter::for_provider(provider)
+                    .map_or_else(|| Self::Unsupported(provider.clone()), Self::AppMesh)
+            }
             other => Self::Unsupported(other.clone()),
         }
     }
@@ -120,6 +127,7 @@ impl AnyRouter {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.reconcile(cx).await,
             Self::GatewayApi(r) => r.reconcile(cx).await,
+            Self::AppMesh(r) => r.reconcile(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -130,6 +138,7 @@ impl AnyRouter {
             Self::Kubernetes => Ok(kubernetes::get_routes(cx.canary)),
             Self::Smi(r) => r.get_routes(cx).await,
             Self::GatewayApi(r) => r.get_routes(cx).await,
+            Self::AppMesh(r) => r.get_routes(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -140,6 +149,7 @@ impl AnyRouter {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.set_routes(cx, routes).await,
             Self::GatewayApi(r) => r.set_routes(cx, routes).await,
+            Self::AppMesh(r) => r.set_routes(cx, routes).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -150,6 +160,7 @@ impl AnyRouter {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.finalize(cx).await,
             Self::GatewayApi(r) => r.finalize(cx).await,
+            Self::AppMesh(r) => r.finalize(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
