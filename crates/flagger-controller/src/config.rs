@@ -34,6 +34,10 @@ pub struct ControllerConfig {
     pub component: String,
     /// This process's identity (pod name), recorded in events.
     pub instance: String,
+    /// `-ingress-annotations-prefix`: the annotation prefix of the NGINX router.
+    pub ingress_annotations_prefix: String,
+    /// `-ingress-class`: the `spec.ingressClassName` of the Contour router's HTTPProxies (empty: none).
+    pub ingress_class: String,
 }
 
 impl ControllerConfig {
@@ -52,6 +56,8 @@ impl ControllerConfig {
             control_loop_interval: Duration::from_secs(10),
             component: "flagger".into(),
             instance: "flagger".into(),
+            ingress_annotations_prefix: "nginx.ingress.kubernetes.io".into(),
+            ingress_class: String::new(),
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct Settings {
     pub master: Option<String>,
     /// `-cluster-name`, shown in alerts.
     pub cluster_name: String,
+    /// `-ingress-annotations-prefix` (NGINX router).
+    pub ingress_annotations_prefix: String,
+    /// `-ingress-class` (Contour router).
+    pub ingress_class: String,
     /// Lease duration, renew deadline and retry period of leader election.
     pub lease_timings: LeaseTimings,
 }
@@ -251,6 +255,8 @@ impl Settings {
             kubeconfig: Some(flags.kubeconfig.clone()).filter(|k| !k.is_empty()),
             master: Some(flags.master.clone()).filter(|m| !m.is_empty()),
             cluster_name: flags.cluster_name.clone(),
+            ingress_annotations_prefix: flags.ingress_annotations_prefix.clone(),
+            ingress_class: flags.ingress_class.clone(),
             lease_timings,
         })
     }

@@ -9,8 +9,11 @@
 //! Every write goes through [`RouteCx::gate`], so a process that lost the leader lease writes nothing.
 
 pub mod appmesh;
+pub mod contour;
 pub mod gatewayapi;
 pub mod kubernetes;
+pub mod nginx;
+pub mod skipper;
 pub mod smi;
 
 use flagger_api::Canary;
@@ -91,6 +94,12 @@ pub enum AnyRouter {
     GatewayApi(gatewayapi::GatewayApiRouter),
     /// `appmesh:v1beta2*`, `appmesh`: App Mesh virtual nodes, routers and services.
     AppMesh(appmesh::AppMeshRouter),
+    /// `nginx`: the canary Ingress of the NGINX ingress controller.
+    Nginx(nginx::NginxRouter),
+    /// `skipper`: the canary Ingress of Skipper.
+    Skipper(skipper::SkipperRouter),
+    /// `contour`: a Contour HTTPProxy.
+    Contour(contour::ContourRouter),
     /// A provider whose router is not built yet.
     Unsupported(MeshProvider),
 }
@@ -113,6 +122,11 @@ impl AnyRouter {
                 appmesh::AppMeshRouter::for_provider(provider)
                     .map_or_else(|| Self::Unsupported(provider.clone()), Self::AppMesh)
             }
+            MeshProvider::Nginx => {
+                Self::Nginx(nginx::NginxRouter::new(&ingress_options().annotations_prefix))
+            }
+            MeshProvider::Skipper => Self::Skipper(skipper::SkipperRouter),
+            MeshProvider::Contour => Self::Contour(contour::ContourRouter::new(&ingress_options().class)),
             other => Self::Unsupported(other.clone()),
         }
     }
@@ -127,6 +141,9 @@ impl AnyRouter {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.reconcile(cx).await,
             Self::GatewayApi(r) => r.reconcile(cx).await,
+            Self::Nginx(r) => r.reconcile(cx).await,
+            Self::Skipper(r) => r.reconcile(cx).await,
+            Self::Contour(r) => r.reconcile(cx).await,
             Self::AppMesh(r) => r.reconcile(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
@@ -138,6 +155,9 @@ impl AnyRouter {
             Self::Kubernetes => Ok(kubernetes::get_routes(cx.canary)),
             Self::Smi(r) => r.get_routes(cx).await,
             Self::GatewayApi(r) => r.get_routes(cx).await,
+            Self::Nginx(r) => r.get_routes(cx).await,
+            Self::Skipper(r) => r.get_routes(cx).await,
+            Self::Contour(r) => r.get_routes(cx).await,
             Self::AppMesh(r) => r.get_routes(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
@@ -149,6 +169,9 @@ impl AnyRouter {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.set_routes(cx, routes).await,
             Self::GatewayApi(r) => r.set_routes(cx, routes).await,
+            Self::Nginx(r) => r.set_routes(cx, routes).await,
+            Self::Skipper(r) => r.set_routes(cx, routes).await,
+            Self::Contour(r) => r.set_routes(cx, routes).await,
             Self::AppMesh(r) => r.set_routes(cx, routes).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
@@ -160,8 +183,36 @@ impl AnyRouter {
             Self::Kubernetes => Ok(()),
             Self::Smi(r) => r.finalize(cx).await,
             Self::GatewayApi(r) => r.finalize(cx).await,
+            Self::Nginx(r) => r.finalize(cx).await,
+            Self::Skipper(r) => r.finalize(cx).await,
+            Self::Contour(r) => r.finalize(cx).await,
             Self::AppMesh(r) => r.finalize(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
+}
+
+/// The ingress flags the NGINX and Contour routers need (`-ingress-annotations-prefix`, `-ingress-class`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressOptions {
+    /// `-ingress-annotations-prefix` (NGINX).
+    pub annotations_prefix: String,
+    /// `-ingress-class` (Contour's `spec.ingressClassName`; empty: not set).
+    pub class: String,
+}
+
+static INGRESS_OPTIONS: std::sync::OnceLock<IngressOptions> = std::sync::OnceLock::new();
+
+/// Sets the ingress flags of this process (once, at start-up; later calls are ignored). Routers built by
+/// [`AnyRouter::for_provider`] use them; without this call, Flagger's defaults.
+pub fn configure_ingress(options: IngressOptions) {
+    let _ = INGRESS_OPTIONS.set(options);
+}
+
+/// The ingress flags of this process.
+pub fn ingress_options() -> IngressOptions {
+    INGRESS_OPTIONS.get().cloned().unwrap_or_else(|| IngressOptions {
+        annotations_prefix: nginx::DEFAULT_ANNOTATIONS_PREFIX.to_owned(),
+        class: String::new(),
+    })
 }
