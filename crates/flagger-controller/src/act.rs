@@ -219,7 +219,8 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                 let key = format!("{}/{ns}/{target}{}", obs.target.kind(), primary::PRIMARY_SUFFIX);
                 if obs.primary.is_none()
                     && !ctx.was_created(&key)
-                    && let Some(desired) = desired_primary(ctx, obs, &uuid_v4())?
+                    && let Some(desired) =
+                        desired_primary(ctx, obs, &uuid_v4())?.map(DesiredPrimary::with_initial_traffic)
                 {
                     configs::sync_primary_copies(ctx, canary, &obs.configs).await?;
                     ctx.gate.check()?;

@@ -133,6 +133,10 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
 
     let target_name = canary.spec.target_ref.name.as_str();
     let kind = canary.spec.target_ref.kind.as_str();
+    if crate::knative::targets_knative(canary) {
+        // Nothing to scale: the router gives the Service back (its primary annotation goes).
+        return finalize_router(ctx, canary).await.map(|()| None);
+    }
     let Some(target) = workload::lookup(&ctx.caches, kind, &ns, target_name) else {
         // Nothing to give traffic back to (the target is gone, e.g. the namespace is being deleted).
         tracing::info!(
@@ -158,7 +162,7 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
             (d.spec.replicas != Some(replicas)).then_some(replicas)
         }
         Workload::DaemonSet(_) => target.scaled_to_zero().then_some(1),
-        Workload::Service(_) => None,
+        Workload::Service(_) | Workload::Knative(_) => None,
     };
     if let Some(replicas) = revert {
         ctx.gate.check()?;
@@ -186,6 +190,12 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
         }
     }
 
+    finalize_router(ctx, canary).await?;
+    Ok(None)
+}
+
+/// Step 5: the router restores what it can.
+async fn finalize_router(ctx: &Context, canary: &Canary) -> Result<(), ApplyError> {
     if let Ok(provider) = observe::provider(canary, &ctx.config.mesh_provider) {
         let cx = RouteCx {
             client: &ctx.client,
@@ -195,7 +205,7 @@ async fn revert(ctx: &Context, canary: &Canary) -> Result<Option<Duration>, Appl
         };
         AnyRouter::for_provider(&provider).finalize(&cx).await?;
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Whether a Canary is the controller of the Service (flagger created it, so it is garbage-collected).

@@ -25,6 +25,7 @@ pub mod events;
 pub mod finalizer;
 pub mod gate;
 pub mod hooks;
+pub mod knative;
 pub mod observe;
 pub mod reconcile;
 pub mod router;

@@ -13,6 +13,7 @@ use kube::ResourceExt;
 
 use crate::configs::{self, MissingConfig, TrackedConfigs};
 use crate::context::Context;
+use crate::knative;
 use crate::router::{AnyRouter, RouteCx, RouterError};
 use crate::scaler::{self, Scaler, ScalerError};
 use crate::workload::{self, Workload};
@@ -194,13 +195,27 @@ pub async fn observe(
     let ns = canary.namespace().unwrap_or_default();
     let target_name = canary.spec.target_ref.name.clone();
     let kind = canary.spec.target_ref.kind.as_str();
-    let target = workload::lookup(&ctx.caches, kind, &ns, &target_name).ok_or_else(|| {
-        ObserveError::TargetNotFound {
-            kind: kind.to_owned(),
-            name: target_name.clone(),
-            namespace: ns.clone(),
-        }
-    })?;
+    let not_found = || ObserveError::TargetNotFound {
+        kind: kind.to_owned(),
+        name: target_name.clone(),
+        namespace: ns.clone(),
+    };
+    let knative_target = if knative::targets_knative(&canary) {
+        let (target, primary) = knative::observe(&ctx.caches, &ns, &target_name)
+            .await
+            .map_err(|e| ObserveError::Router(Box::new(e.into())))?
+            .ok_or_else(not_found)?;
+        Some((
+            Workload::Knative(Arc::new(target)),
+            primary.map(|p| Workload::Knative(Arc::new(p))),
+        ))
+    } else {
+        None
+    };
+    let target = match &knative_target {
+        Some((target, _)) => target.clone(),
+        None => workload::lookup(&ctx.caches, kind, &ns, &target_name).ok_or_else(not_found)?,
+    };
     let selector = target.selector_label(&ctx.config.workload)?;
     if let Workload::DaemonSet(ds) = &target {
         primary::check_rolling_update(ds)?;
@@ -209,7 +224,10 @@ pub async fn observe(
     let router = AnyRouter::for_provider(&provider);
 
     let primary_name = format!("{target_name}{}", primary::PRIMARY_SUFFIX);
-    let primary = workload::lookup(&ctx.caches, kind, &ns, &primary_name);
+    let primary = match knative_target {
+        Some((_, primary)) => primary,
+        None => workload::lookup(&ctx.caches, kind, &ns, &primary_name),
+    };
     let created_key = format!("{kind}/{ns}/{primary_name}");
     if primary.is_some() {
         ctx.cache_caught_up(&created_key);

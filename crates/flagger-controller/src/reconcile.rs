@@ -139,9 +139,12 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
         requeue_after = ?plan.requeue_after,
         "reconciled"
     );
-    Ok(plan
+    // Knative Services are not watched for changes (their CRD may be missing): look every interval, as
+    // Flagger does.
+    let requeue = plan
         .requeue_after
-        .map_or_else(Action::await_change, Action::requeue))
+        .or_else(|| crate::knative::targets_knative(&canary).then_some(interval));
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Waits for the first list of the caches the controller fills from its trigger streams (Deployments,

@@ -29,6 +29,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::cache::Caches;
+use crate::knative::{self, KnativeRevision};
 
 /// A Deployment or a DaemonSet.
 #[derive(Clone, Debug)]
@@ -39,13 +40,15 @@ pub enum Workload {
     DaemonSet(Arc<DaemonSet>),
     /// A (core v1, non-Knative) Service.
     Service(Arc<Service>),
+    /// A revision of a Knative Service: as target its latest revision, as primary the annotated one.
+    Knative(Arc<KnativeRevision>),
 }
 
-/// Whether flagger-rs can target `kind` of `api_version` (a Knative Service is not a Service target).
+/// Whether flagger-rs can target `kind` of `api_version` (a core Service or a Knative Service).
 pub fn is_target_kind(api_version: &str, kind: &str) -> bool {
     match kind {
         "Deployment" | "DaemonSet" => true,
-        "Service" => !api_version.starts_with("serving.knative.dev"),
+        "Service" => api_version == "v1" || api_version.starts_with("serving.knative.dev"),
         _ => false,
     }
 }
@@ -66,7 +69,7 @@ impl Workload {
         match self {
             Self::Deployment(_) => "Deployment",
             Self::DaemonSet(_) => "DaemonSet",
-            Self::Service(_) => "Service",
+            Self::Service(_) | Self::Knative(_) => "Service",
         }
     }
 
@@ -76,6 +79,7 @@ impl Workload {
             Self::Deployment(d) => d.name_any(),
             Self::DaemonSet(d) => d.name_any(),
             Self::Service(s) => s.name_any(),
+            Self::Knative(k) => k.service.name_any(),
         }
     }
 
@@ -84,7 +88,7 @@ impl Workload {
         match self {
             Self::Deployment(d) => Some(d.template()),
             Self::DaemonSet(d) => Some(d.template()),
-            Self::Service(_) => None,
+            Self::Service(_) | Self::Knative(_) => None,
         }
     }
 
@@ -94,7 +98,7 @@ impl Workload {
         match self {
             Self::Deployment(d) => primary::selector_label(d.as_ref(), opts).map(Some),
             Self::DaemonSet(d) => primary::selector_label(d.as_ref(), opts).map(Some),
-            Self::Service(_) => Ok(None),
+            Self::Service(_) | Self::Knative(_) => Ok(None),
         }
     }
 
@@ -104,6 +108,8 @@ impl Workload {
             Self::Deployment(d) => hash::spec_hash(&d.spec.template),
             Self::DaemonSet(d) => hash::daemonset_template_hash(&d.spec.template),
             Self::Service(s) => hash::spec_hash(&s.spec),
+            // Flagger's revision of a Knative target is the latest revision's name.
+            Self::Knative(k) => hash::spec_hash(&k.revision),
         }
     }
 
@@ -112,7 +118,7 @@ impl Workload {
         match self {
             Self::Deployment(d) => d.spec.replicas == Some(0),
             Self::DaemonSet(d) => node_selector_has_scale_to_zero(d),
-            Self::Service(_) => false,
+            Self::Service(_) | Self::Knative(_) => false,
         }
     }
 
@@ -120,7 +126,7 @@ impl Workload {
     pub fn replicas(&self) -> Option<i32> {
         match self {
             Self::Deployment(d) => d.spec.replicas,
-            Self::DaemonSet(_) | Self::Service(_) => None,
+            Self::DaemonSet(_) | Self::Service(_) | Self::Knative(_) => None,
         }
     }
 
@@ -138,6 +144,7 @@ impl Workload {
                 readiness::daemonset(d, deadline, threshold, last_transition, now)
             }
             Self::Service(_) => Readiness::Ready,
+            Self::Knative(k) => k.ready.clone(),
         }
     }
 
@@ -155,6 +162,8 @@ impl Workload {
             (Self::DaemonSet(p), Self::DaemonSet(t)) => {
                 primary::runs_target(p.as_ref(), t.as_ref(), opts, tracked)
             }
+            (Self::Service(p), Self::Service(t)) => Ok(copy_spec(t) == copy_spec(p)),
+            (Self::Knative(p), Self::Knative(t)) => Ok(p.revision == t.revision),
             _ => Ok(false),
         }
     }
@@ -189,6 +198,14 @@ pub enum DesiredPrimary {
     DaemonSet(DaemonSet),
     /// The primary copy of a Service target.
     Service(Service),
+    /// A Knative target's primary: the annotation naming the target's latest revision (and, at
+    /// initialization, all traffic to it).
+    Knative {
+        /// The target's latest revision.
+        target: Arc<KnativeRevision>,
+        /// Whether to also write the initial all-to-primary traffic.
+        initial_traffic: bool,
+    },
 }
 
 impl Workload {
@@ -210,6 +227,10 @@ impl Workload {
                 d, owner, opts, tracked, flagger_id,
             )?),
             Self::Service(s) => DesiredPrimary::Service(service_copy(s, PRIMARY_SUFFIX, owner, opts)),
+            Self::Knative(k) => DesiredPrimary::Knative {
+                target: k.clone(),
+                initial_traffic: false,
+            },
         })
     }
 
@@ -244,7 +265,7 @@ impl Workload {
                 .await
             }
             // A Service target has nothing to scale.
-            Self::Service(_) => Ok(()),
+            Self::Service(_) | Self::Knative(_) => Ok(()),
         }
     }
 }
@@ -256,6 +277,18 @@ impl DesiredPrimary {
             Self::Deployment(d) => flagger_k8s::apply_primary_object(client, d).await.map(drop),
             Self::DaemonSet(d) => flagger_k8s::apply_primary_object(client, d).await.map(drop),
             Self::Service(s) => flagger_k8s::apply_primary_object(client, s).await.map(drop),
+            Self::Knative {
+                target,
+                initial_traffic,
+            } => knative::set_primary(client, &target.service, &target.revision, *initial_traffic)
+                .await
+                .map_err(|source| ActError {
+                    action: "update",
+                    kind: "Service",
+                    namespace: target.service.namespace().unwrap_or_default(),
+                    name: target.service.name_any(),
+                    source,
+                }),
         }
     }
 }
@@ -305,5 +338,18 @@ fn service_copy(service: &Service, suffix: &str, owner: OwnerReference, opts: &W
         },
         spec: copy_spec(service),
         status: None,
+    }
+}
+
+impl DesiredPrimary {
+    /// At initialization a Knative primary also gets all the traffic.
+    pub fn with_initial_traffic(self) -> Self {
+        match self {
+            Self::Knative { target, .. } => Self::Knative {
+                target,
+                initial_traffic: true,
+            },
+            other => other,
+        }
     }
 }

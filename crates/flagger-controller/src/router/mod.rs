@@ -11,6 +11,7 @@
 pub mod appmesh;
 pub mod contour;
 pub mod gatewayapi;
+pub mod knative;
 pub mod kubernetes;
 pub mod nginx;
 pub mod skipper;
@@ -88,6 +89,8 @@ impl RouterError {
 pub enum AnyRouter {
     /// `kubernetes`: no routing objects; traffic switches at promotion.
     Kubernetes,
+    /// `knative`: the traffic of a Knative Service.
+    Knative,
     /// `linkerd`, `osm`, `smi:*`: an SMI TrafficSplit.
     Smi(smi::SmiRouter),
     /// `gatewayapi:v1`, `gatewayapi:v1beta1`: a Gateway API HTTPRoute.
@@ -109,6 +112,7 @@ impl AnyRouter {
     pub fn for_provider(provider: &MeshProvider) -> Self {
         match provider {
             MeshProvider::Kubernetes => Self::Kubernetes,
+            MeshProvider::Knative => Self::Knative,
             MeshProvider::Linkerd | MeshProvider::Osm | MeshProvider::Smi { .. } => {
                 Self::Smi(smi::SmiRouter::for_provider(provider))
             }
@@ -139,6 +143,7 @@ impl AnyRouter {
     pub async fn reconcile(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
         match self {
             Self::Kubernetes => Ok(()),
+            Self::Knative => knative::reconcile(cx).await,
             Self::Smi(r) => r.reconcile(cx).await,
             Self::GatewayApi(r) => r.reconcile(cx).await,
             Self::Nginx(r) => r.reconcile(cx).await,
@@ -153,6 +158,7 @@ impl AnyRouter {
     pub async fn get_routes(&self, cx: &RouteCx<'_>) -> Result<Routes, RouterError> {
         match self {
             Self::Kubernetes => Ok(kubernetes::get_routes(cx.canary)),
+            Self::Knative => knative::get_routes(cx).await,
             Self::Smi(r) => r.get_routes(cx).await,
             Self::GatewayApi(r) => r.get_routes(cx).await,
             Self::Nginx(r) => r.get_routes(cx).await,
@@ -167,6 +173,7 @@ impl AnyRouter {
     pub async fn set_routes(&self, cx: &RouteCx<'_>, routes: Routes) -> Result<(), RouterError> {
         match self {
             Self::Kubernetes => Ok(()),
+            Self::Knative => knative::set_routes(cx, routes).await,
             Self::Smi(r) => r.set_routes(cx, routes).await,
             Self::GatewayApi(r) => r.set_routes(cx, routes).await,
             Self::Nginx(r) => r.set_routes(cx, routes).await,
@@ -181,6 +188,7 @@ impl AnyRouter {
     pub async fn finalize(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
         match self {
             Self::Kubernetes => Ok(()),
+            Self::Knative => knative::finalize(cx).await,
             Self::Smi(r) => r.finalize(cx).await,
             Self::GatewayApi(r) => r.finalize(cx).await,
             Self::Nginx(r) => r.finalize(cx).await,

@@ -13,6 +13,7 @@ mod daemonset;
 mod finalizer;
 mod gates;
 mod gatewayapi;
+mod knative;
 mod leader;
 mod loadtester;
 mod migration;
