@@ -243,3 +243,88 @@ async fn a_missing_required_config_is_reported_and_the_release_starts_once_it_ex
         op.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_shared_by_two_canaries_has_one_copy_owned_by_both() {
+    let ns = namespace("cfgshared").await;
+    let deployment = |name: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: app
+        image: app:1
+        envFrom: [{{configMapRef: {{name: shared-config}}}}]
+"#
+        )
+    };
+    let canary = |name: &str| {
+        format!(
+            "apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {{name: {name}}}
+spec:
+  provider: kubernetes
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  service: {{port: 80}}
+  analysis: {{interval: 10s, threshold: 2, iterations: 1}}
+"
+        )
+    };
+    apply_yaml(
+        &ns.client,
+        &ns.name,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared-config}\ndata: {mode: shared}\n",
+    )
+    .await
+    .unwrap();
+    for name in ["web", "api"] {
+        apply_yaml(&ns.client, &ns.name, &deployment(name)).await.unwrap();
+        apply_canary(&ns, &canary(name)).await;
+    }
+    let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
+    for name in ["web", "api"] {
+        wait_phase(&ns, name, P::Initialized, RELEASE).await;
+    }
+    let cms: Api<ConfigMap> = ns.api();
+    let copy = cms.get("shared-config-primary").await.unwrap();
+    let owners = copy.metadata.owner_references.clone().unwrap_or_default();
+    let mut names: Vec<&str> = owners.iter().map(|o| o.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["api", "web"], "{}", op.logs());
+    assert_eq!(
+        owners.iter().filter(|o| o.controller == Some(true)).count(),
+        1,
+        "{owners:?}"
+    );
+
+    // Deleting one canary leaves the copy to the other.
+    let canaries: Api<flagger_api::Canary> = ns.api();
+    canaries.delete("web", &Default::default()).await.unwrap();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    testkit::kube::poll("web's primary to be collected", RELEASE, || async {
+        Ok(match deployments.get_opt("web-primary").await? {
+            None => Ok(()),
+            Some(_) => Err("still there"),
+        })
+    })
+    .await
+    .unwrap();
+    let copy = cms.get("shared-config-primary").await.unwrap();
+    let owners: Vec<String> = copy
+        .metadata
+        .owner_references
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert!(owners.contains(&"api".to_string()), "{owners:?}");
+}
