@@ -8,14 +8,19 @@
 //!
 //! Every write goes through [`RouteCx::gate`], so a process that lost the leader lease writes nothing.
 
+pub mod apisix;
 pub mod appmesh;
 pub mod contour;
 pub mod gatewayapi;
+pub mod gloo;
 pub mod knative;
 pub mod kubernetes;
+pub mod kuma;
 pub mod nginx;
 pub mod skipper;
 pub mod smi;
+pub mod takeover;
+pub mod traefik;
 
 use flagger_api::Canary;
 use flagger_core::machine::Routes;
@@ -103,6 +108,14 @@ pub enum AnyRouter {
     Skipper(skipper::SkipperRouter),
     /// `contour`: a Contour HTTPProxy.
     Contour(contour::ContourRouter),
+    /// `traefik`: a Traefik TraefikService.
+    Traefik(traefik::TraefikRouter),
+    /// `kuma`: a Kuma TrafficRoute.
+    Kuma(kuma::KumaRouter),
+    /// `apisix`: an APISIX ApisixRoute.
+    Apisix(apisix::ApisixRouter),
+    /// `gloo*`: Gloo Upstreams and a RouteTable.
+    Gloo(gloo::GlooRouter),
     /// A provider whose router is not built yet.
     Unsupported(MeshProvider),
 }
@@ -131,6 +144,10 @@ impl AnyRouter {
             }
             MeshProvider::Skipper => Self::Skipper(skipper::SkipperRouter),
             MeshProvider::Contour => Self::Contour(contour::ContourRouter::new(&ingress_options().class)),
+            MeshProvider::Traefik => Self::Traefik(traefik::TraefikRouter),
+            MeshProvider::Kuma => Self::Kuma(kuma::KumaRouter),
+            MeshProvider::Apisix => Self::Apisix(apisix::ApisixRouter),
+            MeshProvider::Gloo => Self::Gloo(gloo::GlooRouter),
             other => Self::Unsupported(other.clone()),
         }
     }
@@ -150,6 +167,10 @@ impl AnyRouter {
             Self::Skipper(r) => r.reconcile(cx).await,
             Self::Contour(r) => r.reconcile(cx).await,
             Self::AppMesh(r) => r.reconcile(cx).await,
+            Self::Traefik(r) => r.reconcile(cx).await,
+            Self::Kuma(r) => r.reconcile(cx).await,
+            Self::Apisix(r) => r.reconcile(cx).await,
+            Self::Gloo(r) => r.reconcile(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -165,6 +186,10 @@ impl AnyRouter {
             Self::Skipper(r) => r.get_routes(cx).await,
             Self::Contour(r) => r.get_routes(cx).await,
             Self::AppMesh(r) => r.get_routes(cx).await,
+            Self::Traefik(r) => r.get_routes(cx).await,
+            Self::Kuma(r) => r.get_routes(cx).await,
+            Self::Apisix(r) => r.get_routes(cx).await,
+            Self::Gloo(r) => r.get_routes(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -180,6 +205,10 @@ impl AnyRouter {
             Self::Skipper(r) => r.set_routes(cx, routes).await,
             Self::Contour(r) => r.set_routes(cx, routes).await,
             Self::AppMesh(r) => r.set_routes(cx, routes).await,
+            Self::Traefik(r) => r.set_routes(cx, routes).await,
+            Self::Kuma(r) => r.set_routes(cx, routes).await,
+            Self::Apisix(r) => r.set_routes(cx, routes).await,
+            Self::Gloo(r) => r.set_routes(cx, routes).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
@@ -195,6 +224,10 @@ impl AnyRouter {
             Self::Skipper(r) => r.finalize(cx).await,
             Self::Contour(r) => r.finalize(cx).await,
             Self::AppMesh(r) => r.finalize(cx).await,
+            Self::Traefik(r) => r.finalize(cx).await,
+            Self::Kuma(r) => r.finalize(cx).await,
+            Self::Apisix(r) => r.finalize(cx).await,
+            Self::Gloo(r) => r.finalize(cx).await,
             Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
