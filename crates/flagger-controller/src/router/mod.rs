@@ -12,6 +12,7 @@ pub mod apisix;
 pub mod appmesh;
 pub mod contour;
 pub mod gatewayapi;
+pub mod istio;
 pub mod gloo;
 pub mod knative;
 pub mod kubernetes;
@@ -100,14 +101,8 @@ pub enum AnyRouter {
     Smi(smi::SmiRouter),
     /// `gatewayapi:v1`, `gatewayapi:v1beta1`: a Gateway API HTTPRoute.
     GatewayApi(gatewayapi::GatewayApiRouter),
-    /// `appmesh:v1beta2*`, `appmesh`: App Mesh virtual nodes, routers and services.
-    AppMesh(appmesh::AppMeshRouter),
-    /// `nginx`: the canary Ingress of the NGINX ingress controller.
-    Nginx(nginx::NginxRouter),
-    /// `skipper`: the canary Ingress of Skipper.
-    Skipper(skipper::SkipperRouter),
-    /// `contour`: a Contour HTTPProxy.
-    Contour(contour::ContourRouter),
+    /// `istio`: an Istio VirtualService and two DestinationRules.
+    Istio,
     /// `traefik`: a Traefik TraefikService.
     Traefik(traefik::TraefikRouter),
     /// `kuma`: a Kuma TrafficRoute.
@@ -116,6 +111,14 @@ pub enum AnyRouter {
     Apisix(apisix::ApisixRouter),
     /// `gloo*`: Gloo Upstreams and a RouteTable.
     Gloo(gloo::GlooRouter),
+    /// `appmesh:v1beta2*`, `appmesh`: App Mesh virtual nodes, routers and services.
+    AppMesh(appmesh::AppMeshRouter),
+    /// `nginx`: the canary Ingress of the NGINX ingress controller.
+    Nginx(nginx::NginxRouter),
+    /// `skipper`: the canary Ingress of Skipper.
+    Skipper(skipper::SkipperRouter),
+    /// `contour`: a Contour HTTPProxy.
+    Contour(contour::ContourRouter),
     /// A provider whose router is not built yet.
     Unsupported(MeshProvider),
 }
@@ -125,6 +128,7 @@ impl AnyRouter {
     pub fn for_provider(provider: &MeshProvider) -> Self {
         match provider {
             MeshProvider::Kubernetes => Self::Kubernetes,
+            MeshProvider::Istio => Self::Istio,
             MeshProvider::Knative => Self::Knative,
             MeshProvider::Linkerd | MeshProvider::Osm | MeshProvider::Smi { .. } => {
                 Self::Smi(smi::SmiRouter::for_provider(provider))
@@ -135,6 +139,10 @@ impl AnyRouter {
             MeshProvider::GatewayApiV1beta1 => Self::GatewayApi(gatewayapi::GatewayApiRouter::new(
                 gatewayapi::RouteVersion::V1beta1,
             )),
+            MeshProvider::Traefik => Self::Traefik(traefik::TraefikRouter),
+            MeshProvider::Kuma => Self::Kuma(kuma::KumaRouter),
+            MeshProvider::Apisix => Self::Apisix(apisix::ApisixRouter),
+            MeshProvider::Gloo => Self::Gloo(gloo::GlooRouter),
             MeshProvider::AppMesh | MeshProvider::AppMeshV1beta2 => {
                 appmesh::AppMeshRouter::for_provider(provider)
                     .map_or_else(|| Self::Unsupported(provider.clone()), Self::AppMesh)
@@ -144,11 +152,6 @@ impl AnyRouter {
             }
             MeshProvider::Skipper => Self::Skipper(skipper::SkipperRouter),
             MeshProvider::Contour => Self::Contour(contour::ContourRouter::new(&ingress_options().class)),
-            MeshProvider::Traefik => Self::Traefik(traefik::TraefikRouter),
-            MeshProvider::Kuma => Self::Kuma(kuma::KumaRouter),
-            MeshProvider::Apisix => Self::Apisix(apisix::ApisixRouter),
-            MeshProvider::Gloo => Self::Gloo(gloo::GlooRouter),
-            other => Self::Unsupported(other.clone()),
         }
     }
 
@@ -163,6 +166,7 @@ impl AnyRouter {
             Self::Knative => knative::reconcile(cx).await,
             Self::Smi(r) => r.reconcile(cx).await,
             Self::GatewayApi(r) => r.reconcile(cx).await,
+            Self::Istio => istio::reconcile(cx).await,
             Self::Nginx(r) => r.reconcile(cx).await,
             Self::Skipper(r) => r.reconcile(cx).await,
             Self::Contour(r) => r.reconcile(cx).await,
@@ -182,6 +186,7 @@ impl AnyRouter {
             Self::Knative => knative::get_routes(cx).await,
             Self::Smi(r) => r.get_routes(cx).await,
             Self::GatewayApi(r) => r.get_routes(cx).await,
+            Self::Istio => istio::get_routes(cx).await,
             Self::Nginx(r) => r.get_routes(cx).await,
             Self::Skipper(r) => r.get_routes(cx).await,
             Self::Contour(r) => r.get_routes(cx).await,
@@ -201,6 +206,7 @@ impl AnyRouter {
             Self::Knative => knative::set_routes(cx, routes).await,
             Self::Smi(r) => r.set_routes(cx, routes).await,
             Self::GatewayApi(r) => r.set_routes(cx, routes).await,
+            Self::Istio => istio::set_routes(cx, routes).await,
             Self::Nginx(r) => r.set_routes(cx, routes).await,
             Self::Skipper(r) => r.set_routes(cx, routes).await,
             Self::Contour(r) => r.set_routes(cx, routes).await,
@@ -220,6 +226,7 @@ impl AnyRouter {
             Self::Knative => knative::finalize(cx).await,
             Self::Smi(r) => r.finalize(cx).await,
             Self::GatewayApi(r) => r.finalize(cx).await,
+            Self::Istio => istio::finalize(cx).await,
             Self::Nginx(r) => r.finalize(cx).await,
             Self::Skipper(r) => r.finalize(cx).await,
             Self::Contour(r) => r.finalize(cx).await,
