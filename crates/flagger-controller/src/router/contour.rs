@@ -418,6 +418,7 @@ fn route(canary: &Canary, conditions: Value, routes: Routes) -> Value {
     route
 }
 
+#[allow(clippy::result_large_err)] // the router's own error type, as every operation returns
 fn namespace(canary: &Canary) -> Result<&str, RouterError> {
     canary
         .metadata

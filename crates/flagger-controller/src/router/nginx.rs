@@ -295,6 +295,7 @@ pub(crate) fn canary_ingress_name(canary: &Canary) -> Result<String, String> {
 }
 
 /// The name in `spec.ingressRef`, or Flagger's `ingress selector is empty`.
+#[allow(clippy::result_large_err)] // the router's own error type, as every operation returns
 pub(crate) fn ingress_ref(canary: &Canary) -> Result<&str, RouterError> {
     match canary.spec.ingress_ref.as_ref() {
         Some(r) if !r.name.is_empty() => Ok(&r.name),
@@ -336,6 +337,7 @@ pub(crate) fn for_each_path(spec: &mut Value, mut f: impl FnMut(&mut Value)) {
 }
 
 /// The namespace of the canary.
+#[allow(clippy::result_large_err)] // the router's own error type, as every operation returns
 pub(crate) fn namespace(canary: &Canary) -> Result<&str, RouterError> {
     canary
         .metadata
