@@ -82,6 +82,9 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Tests run at once in each test binary by `cargo xtask test`.
+const TEST_THREADS: &str = "6";
+
 fn test(args: &[&str]) -> Result<()> {
     let started = Instant::now();
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -102,6 +105,11 @@ fn test(args: &[&str]) -> Result<()> {
     let env = testenv::env_vars()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--locked"]).args(args).envs(env);
+    // Most tests wait on a real control plane (release scenarios wait whole analysis intervals), not on
+    // the CPU: run more of them at once than there are cores, unless the caller chose.
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        cmd.env("RUST_TEST_THREADS", TEST_THREADS);
+    }
     let result = run(&mut cmd);
     if guard.started_here
         && let Err(e) = testenv::down()
