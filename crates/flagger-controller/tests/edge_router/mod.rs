@@ -45,7 +45,7 @@ pub struct Env {
     pub canary: Canary,
     pub caches: Caches,
     pub router: AnyRouter,
-    _stop: DropGuard,
+    pub _stop: DropGuard,
 }
 
 impl Env {
