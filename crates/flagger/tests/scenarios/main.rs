@@ -5,6 +5,7 @@
 
 mod alerts;
 mod analysis;
+mod appmesh;
 mod autoscalers;
 mod blue_green;
 mod configs;

@@ -1,0 +1,134 @@
+//! Releases routed through App Mesh (`appmesh:v1beta2`): the weights of the apex VirtualRouter's first route,
+//! recorded from a watch as the operator wrote them. App Mesh's controller is not running; the router's
+//! objects are plain custom resources (CRDs from the router's test fixture).
+
+use std::sync::{Arc, Mutex};
+
+use flagger_api::CanaryPhase as P;
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::watcher;
+use testkit::TestNamespace;
+use testkit::hooks::Receiver;
+use testkit::kube::install_crds;
+
+use crate::support::*;
+
+/// The App Mesh CRDs (a test fixture of the App Mesh router).
+const APPMESH_CRDS: &str = include_str!("../../../flagger-controller/testdata/crds/appmesh.yaml");
+
+/// A namespace with Flagger's CRDs and the App Mesh CRDs.
+async fn appmesh_namespace(prefix: &str) -> TestNamespace {
+    let ns = namespace(prefix).await;
+    let crds: Vec<CustomResourceDefinition> = APPMESH_CRDS
+        .split("\n---\n")
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
+        .collect();
+    install_crds(&ns.client, &crds).await.unwrap();
+    ns
+}
+
+/// Every distinct `(primary, canary)` weight pair of the VirtualRouter `podinfo`, in order.
+#[derive(Clone, Default)]
+struct Weights(Arc<Mutex<Vec<(i64, i64)>>>);
+
+fn target_weight(vr: &DynamicObject, node: &str) -> Option<i64> {
+    vr.data["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"]
+        .as_array()?
+        .iter()
+        .find(|t| t["virtualNodeRef"]["name"] == node)?["weight"]
+        .as_i64()
+}
+
+impl Weights {
+    fn record(ns: &TestNamespace) -> Self {
+        let weights = Self::default();
+        let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", "VirtualRouter");
+        let resource = ApiResource::from_gvk(&gvk);
+        let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+        let w = weights.clone();
+        let mut stream = watcher::watch_object(api, "podinfo").boxed();
+        tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                let Ok(Some(vr)) = item else { continue };
+                let (Some(p), Some(c)) = (
+                    target_weight(&vr, "podinfo-primary"),
+                    target_weight(&vr, "podinfo-canary"),
+                ) else {
+                    continue;
+                };
+                let mut all = w.0.lock().unwrap();
+                if all.last() != Some(&(p, c)) {
+                    all.push((p, c));
+                }
+            }
+        });
+        weights
+    }
+
+    fn pairs(&self) -> Vec<(i64, i64)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appmesh_v1beta2_steps_to_max_weight_and_promotes() {
+    let ns = appmesh_namespace("appmesh").await;
+    deploy_podinfo(&ns, "podinfo:1.0.0").await;
+    apply_canary(
+        &ns,
+        &canary_yaml(
+            "appmesh:v1beta2",
+            "interval: 10s\nthreshold: 2\nstepWeight: 25\nmaxWeight: 50",
+        ),
+    )
+    .await;
+    let weights = Weights::record(&ns);
+    let op = operator(&ns, &["-mesh-provider=appmesh:v1beta2"]).await;
+    wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
+    set_image(&ns, "podinfo:2.0.0").await;
+    let done = wait_phase(&ns, "podinfo", P::Succeeded, RELEASE * 2).await;
+    assert_eq!(done.status.unwrap().canary_weight(), 0);
+    assert_eq!(
+        image_of(&deployment(&ns, "podinfo-primary").await),
+        "podinfo:2.0.0"
+    );
+    let canary: Vec<i64> = weights.pairs().iter().map(|(_, c)| *c).collect();
+    assert_eq!(canary, vec![0, 25, 50, 0], "{:?}\n{}", weights.pairs(), op.logs());
+    assert!(
+        weights.pairs().iter().all(|(p, c)| p + c == 100),
+        "{:?}",
+        weights.pairs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appmesh_v1beta2_failing_canary_returns_all_traffic_to_the_primary() {
+    let ns = appmesh_namespace("appmesh-fail").await;
+    let hooks = Receiver::start().await.unwrap();
+    hooks.set_status("load", 500);
+    deploy_podinfo(&ns, "podinfo:1.0.0").await;
+    let analysis = format!(
+        "interval: 10s\nthreshold: 2\nstepWeight: 25\nmaxWeight: 50\nwebhooks:\n- {{name: load, url: \"{}\", timeout: 2s}}",
+        hooks.url("load")
+    );
+    apply_canary(&ns, &canary_yaml("appmesh:v1beta2", &analysis)).await;
+    let weights = Weights::record(&ns);
+    let op = operator(&ns, &["-mesh-provider=appmesh:v1beta2"]).await;
+    wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
+    set_image(&ns, "podinfo:2.0.0").await;
+    let failed = wait_phase(&ns, "podinfo", P::Failed, RELEASE * 2).await;
+    assert_eq!(failed.status.unwrap().canary_weight(), 0);
+    assert_eq!(
+        image_of(&deployment(&ns, "podinfo-primary").await),
+        "podinfo:1.0.0"
+    );
+    let pairs = weights.pairs();
+    assert_eq!(pairs.last(), Some(&(100, 0)), "{pairs:?}\n{}", op.logs());
+    assert!(
+        pairs.iter().any(|(_, c)| *c > 0),
+        "the canary got traffic before the rollback: {pairs:?}"
+    );
+    assert!(pairs.iter().all(|(p, c)| p + c == 100 && *c <= 50), "{pairs:?}");
+}
