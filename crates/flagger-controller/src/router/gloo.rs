@@ -5,7 +5,8 @@
 //! servicePort, selector: <that Service's selector>}` plus the settings of the Upstream named by
 //! `spec.upstreamRef` (labels, sslConfig, circuitBreakers, connectionConfig, loadBalancerConfig, useHttp2,
 //! initialStreamWindowSize, initialConnectionWindowSize, httpProxyHostName). An existing Upstream only gets
-//! `spec.loadBalancerConfig` merge-patched when the referenced one has another. And the RouteTable `<apex>`
+//! `spec.loadBalancerConfig` replaced (merge patch, with the policies it no longer has removed) when the
+//! referenced one has another. And the RouteTable `<apex>`
 //! (gateway.solo.io/v1):
 //!
 //! ```yaml
@@ -120,7 +121,12 @@ impl GlooRouter {
         for is_canary in [false, true] {
             self.upstream(cx, is_canary, config.as_ref()).await.map_err(|e| {
                 let which = if is_canary { "canary" } else { "primary" };
-                RouterError::Invalid(format!("error creating flagger {which} upstream: {e}"))
+                match e {
+                    RouterError::Invalid(m) => {
+                        RouterError::Invalid(format!("error creating flagger {which} upstream: {m}"))
+                    }
+                    other => other,
+                }
             })?;
         }
         let apex = canary.service_name();
@@ -183,6 +189,17 @@ impl GlooRouter {
             if let Some(lb) = wanted
                 && current.data["spec"].get("loadBalancerConfig") != Some(lb)
             {
+                // A policy the referenced upstream no longer has is removed (a plain merge would keep it
+                // beside the new one, as Flagger's patch does).
+                let mut lb = lb.clone();
+                if let (Some(new), Some(old)) = (
+                    lb.as_object_mut(),
+                    current.data["spec"]["loadBalancerConfig"].as_object(),
+                ) {
+                    for key in old.keys() {
+                        new.entry(key.clone()).or_insert(Value::Null);
+                    }
+                }
                 let patch = json!({"spec": {"loadBalancerConfig": lb}});
                 kind.merge(cx, ns, &name, &patch).await?;
             }
