@@ -542,6 +542,65 @@ async fn v1beta2_takes_over_existing_objects_keeping_what_it_does_not_own() -> R
         vr.data
     );
     ensure!(vr.metadata.owner_references.is_none());
+    ensure!(
+        vr.annotations()
+            .contains_key(appmesh::ORIGINAL_CONFIGURATION_ANNOTATION)
+            && node
+                .annotations()
+                .contains_key(appmesh::ORIGINAL_CONFIGURATION_ANNOTATION),
+        "the original configurations were not stored"
+    );
+
+    // The canary runs, then the Canary is deleted with revertOnDeletion: the taken-over objects get their
+    // spec back, the created ones are left to the garbage collector.
+    router
+        .set_routes(&env.cx(&env.canary, &open), weights(50, 50))
+        .await?;
+    env.wait_for_routes(&router, &env.canary, weights(50, 50)).await?;
+    let created_rv = routers.get("podinfo-canary").await?.resource_version();
+    router
+        .finalize(&env.cx(&env.canary, &closed_gate()))
+        .await
+        .err()
+        .context("finalize without the gate")?;
+    router.finalize(&env.cx(&env.canary, &open)).await?;
+    let node = nodes.get("podinfo-primary").await?;
+    ensure!(
+        node.data["spec"]
+            == json!({
+                "awsName": "podinfo-primary_test",
+                "meshRef": {"name": "global", "uid": "1234"},
+                "backendDefaults": {"clientPolicy": {"tls": {"enforce": true}}},
+                "listeners": [{"portMapping": {"port": 80, "protocol": "http"}}],
+                "logging": {"accessLog": {"file": {"path": "/tmp/log"}}},
+            }),
+        "{:?}",
+        node.data
+    );
+    ensure!(
+        !node
+            .annotations()
+            .contains_key(appmesh::ORIGINAL_CONFIGURATION_ANNOTATION)
+    );
+    ensure!(node.annotations().get("note").map(String::as_str) == Some("mine"));
+    let vr = routers.get("podinfo").await?;
+    ensure!(
+        vr.data["spec"]
+            == json!({
+                "awsName": "podinfo_test",
+                "listeners": [{"portMapping": {"port": 80, "protocol": "http"}}],
+                "routes": [{"name": "podinfo", "httpRoute": {
+                    "match": {"prefix": "/"},
+                    "action": targets(10, 90),
+                }}],
+            }),
+        "{:?}",
+        vr.data
+    );
+    ensure!(
+        routers.get("podinfo-canary").await?.resource_version() == created_rv,
+        "finalize wrote an object the router created"
+    );
     Ok(())
 }
 

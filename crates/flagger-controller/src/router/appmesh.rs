@@ -45,7 +45,7 @@
 //!   keeps the action (weights) of the first route;
 //! - `get_routes` reads `routes[0]`'s weighted targets, which must be exactly two, with Flagger's messages;
 //!   traffic is never mirrored; `set_routes` replaces the action of the first route;
-//! - `finalize` does nothing (objects the router created are owned by the Canary and garbage-collected).
+//! - objects the router created are owned by the Canary and garbage-collected with it.
 //!
 //! Where flagger-rs differs:
 //!
@@ -55,6 +55,9 @@
 //!   Weights are a merge patch of `spec.routes` as cached with `routes[0]`'s action replaced. Every update goes
 //!   under [`FIELD_MANAGER`] and carries the cached `resourceVersion` (a stale cache gets a conflict and the
 //!   next reconcile retries).
+//! - **Takeover is revertible**: when the router first updates an object it did not create, it stores the
+//!   object's spec in [`ORIGINAL_CONFIGURATION_ANNOTATION`], and `finalize` (revertOnDeletion) puts the spec
+//!   fields the router owns back (Flagger's `Finalize` does nothing).
 //! - The v1beta2 VirtualService is created whenever it is missing (Flagger creates it only together with its
 //!   router, so a failed create was never retried); it is not updated afterwards, as in Flagger.
 //! - The legacy VirtualNode compares its annotations with the desired annotations (Flagger compares them with
@@ -72,6 +75,7 @@ use flagger_core::primary::WorkloadOptions;
 use flagger_core::provider::MeshProvider;
 use flagger_core::services::TOOLKIT_ANNOTATIONS;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt as _;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Map, Value, json};
@@ -97,6 +101,9 @@ pub const GATEWAY_DOMAIN_ANNOTATION: &str = "gateway.appmesh.k8s.aws/domain";
 pub const GATEWAY_TIMEOUT_ANNOTATION: &str = "gateway.appmesh.k8s.aws/timeout";
 /// The gateway retries (`service.retries.attempts`).
 pub const GATEWAY_RETRIES_ANNOTATION: &str = "gateway.appmesh.k8s.aws/retries";
+
+/// The annotation holding the spec of a pre-existing object the router took over, restored by `finalize`.
+pub const ORIGINAL_CONFIGURATION_ANNOTATION: &str = "flagger.kubernetes.io/original-configuration";
 
 /// The DNS suffix of v1beta2 virtual node hosts.
 const SVC_SUFFIX: &str = "svc.cluster.local.";
@@ -296,9 +303,19 @@ impl AppMeshRouter {
         if desired.create_only {
             return Ok(());
         }
-        let Some(patch) = update_patch(self.version, desired, &current) else {
+        let Some(mut patch) = update_patch(self.version, desired, &current) else {
             return Ok(());
         };
+        if !owned_by(canary, &current)
+            && !current
+                .annotations()
+                .contains_key(ORIGINAL_CONFIGURATION_ANNOTATION)
+        {
+            // Taking over an object the router did not create: keep its spec for `finalize`.
+            let original = serde_json::to_string(&current.data["spec"])
+                .map_err(|e| AppMeshError(format!("{} {name} spec: {e}", desired.kind.as_str())))?;
+            patch["metadata"]["annotations"][ORIGINAL_CONFIGURATION_ANNOTATION] = Value::from(original);
+        }
         cx.gate.check()?;
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -374,11 +391,109 @@ impl AppMeshRouter {
         }
     }
 
-    /// Nothing to restore: Flagger's App Mesh routers do not finalize, and the objects the router created
-    /// are owned by the Canary (garbage-collected with it).
-    pub async fn finalize(&self, _cx: &RouteCx<'_>) -> Result<(), RouterError> {
+    /// Restores the objects the router took over (revertOnDeletion): the spec fields it owns go back to the
+    /// values stored in [`ORIGINAL_CONFIGURATION_ANNOTATION`], and the annotation is removed. Objects the
+    /// router created are owned by the Canary and left to the garbage collector. Flagger's App Mesh routers
+    /// do not finalize.
+    pub async fn finalize(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
+        let canary = cx.canary;
+        let ns = namespace(canary)?;
+        for (kind, name) in object_names(self.version, canary)? {
+            let resource = api_resource(self.version, kind);
+            let store = cx.caches.dynamic(&resource, true).await?;
+            let api: Api<DynamicObject> = Api::namespaced_with(cx.client.clone(), ns, &resource);
+            let current = match store.get(&ObjectRef::new_with(&name, resource.clone()).within(ns)) {
+                Some(current) => current.as_ref().clone(),
+                None => match api
+                    .get_opt(&name)
+                    .await
+                    .map_err(kube_error("read", kind, ns, &name))?
+                {
+                    Some(current) => current,
+                    None => continue,
+                },
+            };
+            if owned_by(canary, &current) {
+                continue;
+            }
+            let Some(original) = current.annotations().get(ORIGINAL_CONFIGURATION_ANNOTATION) else {
+                continue;
+            };
+            let original: Value = serde_json::from_str(original).map_err(|e| {
+                AppMeshError(format!(
+                    "{} {name}.{ns} original configuration is not JSON: {e}",
+                    kind.as_str()
+                ))
+            })?;
+            let patch = restore_patch(self.version, kind, &original, &current);
+            cx.gate.check()?;
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            api.patch(&name, &params, &Patch::Merge(&patch))
+                .await
+                .map_err(kube_error("update", kind, ns, &name))?;
+            tracing::info!(canary = %canary.key(), "{} {name}.{ns} restored", kind.as_str());
+        }
         Ok(())
     }
+}
+
+/// Whether `object` has an owner reference to `canary` (the router created it).
+fn owned_by(canary: &Canary, object: &DynamicObject) -> bool {
+    let uid = canary.metadata.uid.as_deref();
+    uid.is_some()
+        && object
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| Some(r.uid.as_str()) == uid)
+}
+
+/// The kinds and names of the objects the router updates (not the create-only v1beta2 VirtualServices).
+pub fn object_names(version: AppMeshVersion, canary: &Canary) -> Result<Vec<(Kind, String)>, AppMeshError> {
+    let ns = namespace(canary)?;
+    let apex = canary.service_name().to_owned();
+    let (primary, canary_name) = (canary.primary_service_name(), canary.canary_service_name());
+    Ok(match version {
+        AppMeshVersion::V1beta2 => vec![
+            (Kind::VirtualNode, primary),
+            (Kind::VirtualNode, canary_name.clone()),
+            (Kind::VirtualRouter, apex),
+            (Kind::VirtualRouter, canary_name),
+        ],
+        AppMeshVersion::V1beta1 => vec![
+            (Kind::VirtualNode, apex.clone()),
+            (Kind::VirtualNode, primary),
+            (Kind::VirtualNode, canary_name.clone()),
+            (Kind::VirtualService, format!("{apex}.{ns}")),
+            (Kind::VirtualService, format!("{canary_name}.{ns}")),
+        ],
+    })
+}
+
+/// The merge patch restoring a taken-over object: each owned spec field as in `original` (removed when the
+/// original did not have it), without the original-configuration annotation.
+pub fn restore_patch(
+    version: AppMeshVersion,
+    kind: Kind,
+    original: &Value,
+    current: &DynamicObject,
+) -> Value {
+    let spec: Map<String, Value> = kind
+        .owned_spec_fields(version)
+        .iter()
+        .map(|f| ((*f).to_owned(), original.get(*f).cloned().unwrap_or(Value::Null)))
+        .collect();
+    json!({
+        "metadata": {
+            "annotations": {ORIGINAL_CONFIGURATION_ANNOTATION: null},
+            "resourceVersion": current.metadata.resource_version,
+        },
+        "spec": spec,
+    })
 }
 
 fn namespace(canary: &Canary) -> Result<&str, AppMeshError> {
