@@ -14,6 +14,7 @@ mod daemonset;
 mod finalizer;
 mod gates;
 mod gatewayapi;
+mod istio;
 mod knative;
 mod leader;
 mod loadtester;
