@@ -1065,7 +1065,13 @@ pub fn with_weights(
 ) -> Result<Value, AppMeshError> {
     let mut next = object.clone();
     let http = version.http_key();
-    match next["spec"]["routes"][0][http].as_object_mut() {
+    let first = next
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("routes"))
+        .and_then(|r| r.get_mut(0))
+        .and_then(|r| r.get_mut(http))
+        .and_then(Value::as_object_mut);
+    match first {
         Some(route) => {
             route.insert("action".to_owned(), action(version, canary, routes));
             Ok(next)
@@ -1197,4 +1203,259 @@ pub fn update_patch(version: AppMeshVersion, desired: &Desired, current: &Dynami
         json!(current.metadata.resource_version),
     );
     Some(json!({"metadata": meta_patch, "spec": spec_patch}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canary(provider: &str, service: Value, analysis: Value) -> Canary {
+        serde_json::from_value(json!({
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test", "uid": "u1"},
+            "spec": {
+                "provider": provider,
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                "service": service,
+                "analysis": analysis,
+            },
+        }))
+        .unwrap()
+    }
+
+    fn v2(service: Value) -> Canary {
+        canary(
+            "appmesh:v1beta2",
+            service,
+            json!({"interval": "1m", "stepWeight": 10}),
+        )
+    }
+
+    fn live(object: &Value) -> DynamicObject {
+        let mut o: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+        o.metadata.resource_version = Some("7".into());
+        o
+    }
+
+    fn find(objects: &[Desired], kind: Kind, name: &str) -> Desired {
+        objects
+            .iter()
+            .find(|d| d.kind == kind && d.name == name)
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn providers_select_the_version() {
+        let r = |p: &str| AppMeshRouter::for_provider(&MeshProvider::parse(p).unwrap()).map(|r| r.version());
+        assert_eq!(r("appmesh:v1beta2"), Some(AppMeshVersion::V1beta2));
+        assert_eq!(r("appmesh:v1beta2x"), Some(AppMeshVersion::V1beta2));
+        assert_eq!(r("appmesh"), Some(AppMeshVersion::V1beta1));
+        assert_eq!(r("linkerd"), None);
+        let res = api_resource(AppMeshVersion::V1beta1, Kind::VirtualService);
+        assert_eq!(res.api_version, "appmesh.k8s.aws/v1beta1");
+        assert_eq!(res.plural, "virtualservices");
+    }
+
+    #[test]
+    fn the_selector_label_follows_the_target() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(pick_selector_label(None, "podinfo"), "app");
+        assert_eq!(
+            pick_selector_label(Some(&labels(&[("name", "podinfo"), ("tier", "web")])), "podinfo"),
+            "name"
+        );
+        assert_eq!(
+            pick_selector_label(
+                Some(&labels(&[("app.kubernetes.io/name", "x"), ("name", "podinfo")])),
+                "podinfo"
+            ),
+            "name"
+        );
+        assert_eq!(
+            pick_selector_label(Some(&labels(&[("k8s-app", "podinfo")])), "podinfo"),
+            "k8s-app"
+        );
+        assert_eq!(
+            pick_selector_label(Some(&labels(&[("k8s-app", "other")])), "podinfo"),
+            "app"
+        );
+    }
+
+    #[test]
+    fn ports_protocols_prefixes_and_retries_follow_flagger() {
+        let c = v2(
+            json!({"port": 80, "targetPort": "http", "portName": "grpc", "match": [{"uri": {"prefix": ""}}],
+            "retries": {"perTryTimeout": "1500us"}}),
+        );
+        assert_eq!(container_port(&c), 80);
+        assert_eq!(protocol(&c), "grpc");
+        assert_eq!(route_prefix(&c), "/");
+        assert_eq!(
+            retry_policy(AppMeshVersion::V1beta2, &c),
+            Some(json!({"httpRetryEvents": ["gateway-error"], "maxRetries": 1,
+                "perRetryTimeout": {"unit": "ms", "value": 1}}))
+        );
+        let c = v2(json!({"port": 80, "targetPort": 0, "timeout": "bad"}));
+        assert_eq!(container_port(&c), 80);
+        assert_eq!(timeout(&c), None);
+        assert_eq!(retry_policy(AppMeshVersion::V1beta2, &c), None);
+        // Bad timeouts give no timeout, but the gateway annotation copies the text.
+        let c = v2(json!({"port": 80, "timeout": "bad", "hosts": ["a"], "retries": {"attempts": 2}}));
+        assert_eq!(gateway_annotations(&c)[GATEWAY_TIMEOUT_ANNOTATION], "bad");
+        assert_eq!(gateway_annotations(&c)[GATEWAY_RETRIES_ANNOTATION], "2");
+        assert!(gateway_annotations(&v2(json!({"port": 80, "timeout": "5s"}))).is_empty());
+    }
+
+    #[test]
+    fn the_legacy_router_needs_a_mesh_name() {
+        let c = canary("appmesh", json!({"port": 80}), json!({"interval": "1m"}));
+        assert_eq!(
+            desired_objects(AppMeshVersion::V1beta1, &c, "app"),
+            Err(AppMeshError("mesh name cannot be empty".into()))
+        );
+    }
+
+    #[test]
+    fn an_unchanged_object_needs_no_update_and_weights_are_ignored() {
+        let c = v2(json!({"port": 9898}));
+        let objects = desired_objects(AppMeshVersion::V1beta2, &c, "app").unwrap();
+        for d in &objects {
+            assert_eq!(
+                update_patch(AppMeshVersion::V1beta2, d, &live(&d.object)),
+                None,
+                "{}",
+                d.name
+            );
+        }
+        let vr = find(&objects, Kind::VirtualRouter, "podinfo");
+        let moved = with_weights(
+            AppMeshVersion::V1beta2,
+            &c,
+            &vr.object,
+            Routes {
+                primary: 40,
+                canary: 60,
+                mirrored: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(update_patch(AppMeshVersion::V1beta2, &vr, &live(&moved)), None);
+        // Fields the router does not own and metadata of others are no difference.
+        let mut extra = moved.clone();
+        extra["spec"]["awsName"] = json!("x");
+        extra["metadata"]["labels"] = json!({"other": "y"});
+        assert_eq!(update_patch(AppMeshVersion::V1beta2, &vr, &live(&extra)), None);
+    }
+
+    #[test]
+    fn an_update_keeps_the_first_route_action_and_removes_unwanted_owned_fields() {
+        let before = v2(json!({"port": 9898}));
+        let after = v2(json!({"port": 8080}));
+        let old = desired_objects(AppMeshVersion::V1beta2, &before, "app").unwrap();
+        let new = desired_objects(AppMeshVersion::V1beta2, &after, "app").unwrap();
+        let vr_old = find(&old, Kind::VirtualRouter, "podinfo");
+        let moved = with_weights(
+            AppMeshVersion::V1beta2,
+            &before,
+            &vr_old.object,
+            Routes {
+                primary: 70,
+                canary: 30,
+                mirrored: false,
+            },
+        )
+        .unwrap();
+        let patch = update_patch(
+            AppMeshVersion::V1beta2,
+            &find(&new, Kind::VirtualRouter, "podinfo"),
+            &live(&moved),
+        )
+        .unwrap();
+        assert_eq!(patch["metadata"]["resourceVersion"], "7");
+        assert_eq!(patch["spec"]["listeners"][0]["portMapping"]["port"], 8080);
+        assert_eq!(
+            patch["spec"]["routes"][0]["httpRoute"]["action"],
+            moved["spec"]["routes"][0]["httpRoute"]["action"]
+        );
+
+        let mut node = find(&old, Kind::VirtualNode, "podinfo-primary").object;
+        node["spec"]["backends"] = json!([{"virtualService": {"virtualServiceRef": {"name": "gone"}}}]);
+        let patch = update_patch(
+            AppMeshVersion::V1beta2,
+            &find(&new, Kind::VirtualNode, "podinfo-primary"),
+            &live(&node),
+        )
+        .unwrap();
+        assert_eq!(patch["spec"]["backends"], Value::Null);
+        assert!(patch["spec"].as_object().unwrap().contains_key("logging"));
+
+        // A missing toolkit annotation is a difference.
+        let mut node = find(&new, Kind::VirtualNode, "podinfo-primary").object;
+        node["metadata"]["annotations"] = json!({});
+        assert!(
+            update_patch(
+                AppMeshVersion::V1beta2,
+                &find(&new, Kind::VirtualNode, "podinfo-primary"),
+                &live(&node)
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn reads_fail_with_flaggers_messages() {
+        let c = canary(
+            "appmesh",
+            json!({"port": 80, "meshName": "m"}),
+            json!({"interval": "1m"}),
+        );
+        let one = json!({"spec": {"routes": [{"name": "podinfo", "http": {"action": {"weightedTargets": [
+            {"virtualNodeName": "podinfo-primary", "weight": 100}]}}}]}});
+        assert_eq!(
+            read_routes(AppMeshVersion::V1beta1, &c, &one),
+            Err(AppMeshError(
+                "VirtualService routes podinfo.test not found".into()
+            ))
+        );
+        let zero = json!({"spec": {"routes": [{"name": "podinfo", "http": {"action": {"weightedTargets": [
+            {"virtualNodeName": "podinfo-primary", "weight": 0}, {"virtualNodeName": "x", "weight": 100}]}}}]}});
+        assert_eq!(
+            read_routes(AppMeshVersion::V1beta1, &c, &zero),
+            Err(AppMeshError(
+                "VirtualService podinfo.test does not contain routes for podinfo-primary and podinfo-canary"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            with_weights(AppMeshVersion::V1beta2, &c, &json!({"spec": {}}), Routes::PRIMARY),
+            Err(AppMeshError("VirtualRouter routes podinfo not found".into()))
+        );
+    }
+
+    #[test]
+    fn restoring_puts_back_the_owned_fields_only() {
+        let original =
+            json!({"listeners": [{"portMapping": {"port": 80, "protocol": "http"}}], "awsName": "a"});
+        let current = live(
+            &json!({"apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "VirtualNode",
+            "metadata": {"name": "podinfo-primary"}, "spec": {}}),
+        );
+        let patch = restore_patch(AppMeshVersion::V1beta2, Kind::VirtualNode, &original, &current);
+        assert_eq!(
+            patch["spec"],
+            json!({"podSelector": null, "listeners": [{"portMapping": {"port": 80, "protocol": "http"}}],
+                "serviceDiscovery": null, "backends": null, "logging": null})
+        );
+        assert_eq!(
+            patch["metadata"]["annotations"][ORIGINAL_CONFIGURATION_ANNOTATION],
+            Value::Null
+        );
+    }
 }
