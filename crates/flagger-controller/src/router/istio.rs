@@ -519,10 +519,11 @@ pub fn destination(canary: &Canary, host: &str, weight: i32) -> Value {
         && (gateways.first().is_some_and(|g| g != MESH_GATEWAY) || delegation(canary));
     let mut dest = Map::new();
     dest.insert("host".into(), host.into());
-    if with_port && let Ok(port) = u32::try_from(service.port) {
-        if port != 0 {
-            dest.insert("port".into(), json!({"number": port}));
-        }
+    if with_port
+        && let Ok(port) = u32::try_from(service.port)
+        && port != 0
+    {
+        dest.insert("port".into(), json!({"number": port}));
     }
     json!({"destination": dest, "weight": weight})
 }
