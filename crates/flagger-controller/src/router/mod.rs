@@ -13,7 +13,6 @@ pub mod appmesh;
 pub mod contour;
 pub mod gatewayapi;
 pub mod istio;
-pub mod istio;
 pub mod gloo;
 pub mod knative;
 pub mod kubernetes;
@@ -104,8 +103,6 @@ pub enum AnyRouter {
     GatewayApi(gatewayapi::GatewayApiRouter),
     /// `istio`: an Istio VirtualService and two DestinationRules.
     Istio,
-    /// `istio`: an Istio VirtualService and two DestinationRules.
-    Istio,
     /// `traefik`: a Traefik TraefikService.
     Traefik(traefik::TraefikRouter),
     /// `kuma`: a Kuma TrafficRoute.
@@ -131,7 +128,6 @@ impl AnyRouter {
     pub fn for_provider(provider: &MeshProvider) -> Self {
         match provider {
             MeshProvider::Kubernetes => Self::Kubernetes,
-            MeshProvider::Istio => Self::Istio,
             MeshProvider::Istio => Self::Istio,
             MeshProvider::Knative => Self::Knative,
             MeshProvider::Linkerd | MeshProvider::Osm | MeshProvider::Smi { .. } => {
@@ -171,7 +167,6 @@ impl AnyRouter {
             Self::Smi(r) => r.reconcile(cx).await,
             Self::GatewayApi(r) => r.reconcile(cx).await,
             Self::Istio => istio::reconcile(cx).await,
-            Self::Istio => istio::reconcile(cx).await,
             Self::Nginx(r) => r.reconcile(cx).await,
             Self::Skipper(r) => r.reconcile(cx).await,
             Self::Contour(r) => r.reconcile(cx).await,
@@ -191,7 +186,6 @@ impl AnyRouter {
             Self::Knative => knative::get_routes(cx).await,
             Self::Smi(r) => r.get_routes(cx).await,
             Self::GatewayApi(r) => r.get_routes(cx).await,
-            Self::Istio => istio::get_routes(cx).await,
             Self::Istio => istio::get_routes(cx).await,
             Self::Nginx(r) => r.get_routes(cx).await,
             Self::Skipper(r) => r.get_routes(cx).await,
@@ -213,7 +207,6 @@ impl AnyRouter {
             Self::Smi(r) => r.set_routes(cx, routes).await,
             Self::GatewayApi(r) => r.set_routes(cx, routes).await,
             Self::Istio => istio::set_routes(cx, routes).await,
-            Self::Istio => istio::set_routes(cx, routes).await,
             Self::Nginx(r) => r.set_routes(cx, routes).await,
             Self::Skipper(r) => r.set_routes(cx, routes).await,
             Self::Contour(r) => r.set_routes(cx, routes).await,
@@ -233,7 +226,6 @@ impl AnyRouter {
             Self::Knative => knative::finalize(cx).await,
             Self::Smi(r) => r.finalize(cx).await,
             Self::GatewayApi(r) => r.finalize(cx).await,
-            Self::Istio => istio::finalize(cx).await,
             Self::Istio => istio::finalize(cx).await,
             Self::Nginx(r) => r.finalize(cx).await,
             Self::Skipper(r) => r.finalize(cx).await,
