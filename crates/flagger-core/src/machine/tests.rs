@@ -150,18 +150,30 @@ fn an_initialized_canary_with_an_autoscaler_pauses_it() {
 
 #[test]
 fn app_mesh_reconciles_its_router_before_the_primary() {
-    let mut input = Input::new(canary(canary_analysis()), OLD);
-    input.provider = MeshProvider::AppMeshV1beta2;
-    let (_, plan) = drive(&input, &Script::ok(), at(T0));
-    let pos = |a: &Action| plan.actions.iter().position(|x| x == a).expect("action");
-    assert!(pos(&Action::ReconcileMeshRouter) < pos(&Action::EnsurePrimary));
-    assert_eq!(
-        plan.actions
-            .iter()
-            .filter(|a| **a == Action::ReconcileMeshRouter)
-            .count(),
-        1
-    );
+    // Both App Mesh versions (so the primary's pods find their virtual node); other providers after it.
+    for (provider, mesh_first) in [
+        (MeshProvider::AppMeshV1beta2, true),
+        (MeshProvider::AppMesh, true),
+        (MeshProvider::Linkerd, false),
+    ] {
+        let mut input = Input::new(canary(canary_analysis()), OLD);
+        input.provider = provider.clone();
+        let (_, plan) = drive(&input, &Script::ok(), at(T0));
+        let pos = |a: &Action| plan.actions.iter().position(|x| x == a).expect("action");
+        assert_eq!(
+            pos(&Action::ReconcileMeshRouter) < pos(&Action::EnsurePrimary),
+            mesh_first,
+            "{provider:?}"
+        );
+        assert_eq!(
+            plan.actions
+                .iter()
+                .filter(|a| **a == Action::ReconcileMeshRouter)
+                .count(),
+            1,
+            "{provider:?}"
+        );
+    }
 }
 
 // ----- change detection -----
