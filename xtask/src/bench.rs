@@ -86,7 +86,12 @@ fn parse_summary(text: &str) -> Result<(f64, f64)> {
             .with_context(|| format!("no {prefix:?} in:\n{text}"))
     };
     let rps: f64 = field("Requests/sec:")?.parse()?;
-    let p99: f64 = field("99% in")?.trim_end_matches("secs").trim().parse()?;
+    // hey's releases print `99%% in` (a template `%%` never passed through printf).
+    let p99: f64 = field("99%% in")
+        .or_else(|_| field("99% in"))?
+        .trim_end_matches("secs")
+        .trim()
+        .parse()?;
     Ok((rps, p99))
 }
 
@@ -145,7 +150,7 @@ mod tests {
 
     #[test]
     fn reads_heys_summary() {
-        let text = "\nSummary:\n  Total:\t10.0021 secs\n  Requests/sec:\t1234.5678\n\nLatency distribution:\n  95% in 0.0100 secs\n  99% in 0.0250 secs\n";
+        let text = "\nSummary:\n  Total:\t10.0021 secs\n  Requests/sec:\t1234.5678\n\nLatency distribution:\n  95%% in 0.0100 secs\n  99%% in 0.0250 secs\n";
         assert_eq!(parse_summary(text).unwrap(), (1234.5678, 0.025));
     }
 }

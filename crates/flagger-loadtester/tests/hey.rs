@@ -67,8 +67,8 @@ async fn report_matches_what_the_app_saw() {
     for needle in [
         "  Requests/sec:\t",
         "\nResponse time histogram:\n",
-        "\nLatency distribution:\n  10% in ",
-        "\n  99% in ",
+        "\nLatency distribution:\n  10%% in ",
+        "\n  99%% in ",
         "\nStatus code distribution:\n  [200]\t150 responses\n  [500]\t50 responses\n",
     ] {
         assert!(summary.contains(needle), "{needle:?} missing in\n{summary}");

@@ -153,7 +153,9 @@ impl Report {
         );
         if !lats.is_empty() {
             for (p, v) in self.percentiles() {
-                let _ = write!(s, "\n  {p}% in {} secs", num(v));
+                // hey's template writes `%%`; its v0.1.5 release (what `go install ...@latest` gets) prints
+                // it as it is (`99%% in 0.0088 secs`).
+                let _ = write!(s, "\n  {p}%% in {} secs", num(v));
             }
         }
         s.push_str("\n\nStatus code distribution:");
@@ -216,7 +218,7 @@ mod tests {
         let s = r.summary();
         assert!(s.starts_with("\nSummary:\n  Total:\t2.0000 secs\n  Slowest:\t0.0040 secs\n  Fastest:\t0.0010 secs\n  Average:\t0.0025 secs\n  Requests/sec:\t2.5000\n  \n\nResponse time histogram:\n  0.001 [1]\t|"), "{s}");
         assert!(s.contains("\n  0.004 [1]\t|"), "{s}");
-        assert!(s.contains("\n\nLatency distribution:\n  10% in 0.0020 secs\n  25% in 0.0030 secs\n  50% in 0.0040 secs\n  0% in 0.0000 secs"), "{s}");
+        assert!(s.contains("\n\nLatency distribution:\n  10%% in 0.0020 secs\n  25%% in 0.0030 secs\n  50%% in 0.0040 secs\n  0%% in 0.0000 secs"), "{s}");
         assert!(s.contains("\n\nStatus code distribution:\n  [200]\t4 responses\n\nError distribution:\n  [1]\tGet \"http://x/\": connection refused\n\n"), "{s}");
         assert_eq!(
             Report::histogram(&[1.0, 1.0, 2.0]).lines().next(),
