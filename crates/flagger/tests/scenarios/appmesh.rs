@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use flagger_api::CanaryPhase as P;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::watcher;
+use serde_json::json;
 use testkit::TestNamespace;
 use testkit::hooks::Receiver;
 use testkit::kube::install_crds;
@@ -131,4 +133,93 @@ async fn appmesh_v1beta2_failing_canary_returns_all_traffic_to_the_primary() {
         "the canary got traffic before the rollback: {pairs:?}"
     );
     assert!(pairs.iter().all(|(p, c)| p + c == 100 && *c <= 50), "{pairs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appmesh_revert_on_deletion_restores_a_taken_over_router_and_collects_the_rest() {
+    let ns = appmesh_namespace("appmesh-revert").await;
+    let routers = appmesh_api(&ns, "VirtualRouter");
+    let original = json!({
+        "awsName": "podinfo_mesh",
+        "listeners": [{"portMapping": {"port": 80, "protocol": "http"}}],
+        "routes": [{"name": "podinfo", "httpRoute": {
+            "match": {"prefix": "/"},
+            "action": {"weightedTargets": [{"virtualNodeRef": {"name": "podinfo-v1"}, "weight": 100}]},
+        }}],
+    });
+    let existing: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "appmesh.k8s.aws/v1beta2",
+        "kind": "VirtualRouter",
+        "metadata": {"name": "podinfo", "annotations": {"example.com/team": "web"}},
+        "spec": original,
+    }))
+    .unwrap();
+    routers.create(&PostParams::default(), &existing).await.unwrap();
+    deploy_podinfo(&ns, "podinfo:1.0.0").await;
+    let yaml = canary_yaml(
+        "appmesh:v1beta2",
+        "interval: 10s\nthreshold: 2\nstepWeight: 50\nmaxWeight: 50",
+    )
+    .replace("spec:\n", "spec:\n  revertOnDeletion: true\n");
+    apply_canary(&ns, &yaml).await;
+    let op = operator(&ns, &["-mesh-provider=appmesh:v1beta2"]).await;
+    wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
+    let taken = routers.get("podinfo").await.unwrap();
+    assert_eq!(
+        taken.data["spec"]["listeners"],
+        json!([{"portMapping": {"port": 9898, "protocol": "http"}}]),
+        "{}",
+        op.logs()
+    );
+    assert!(
+        taken
+            .annotations()
+            .contains_key("flagger.kubernetes.io/original-configuration")
+    );
+
+    let canaries: Api<flagger_api::Canary> = ns.api();
+    canaries
+        .delete("podinfo", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    testkit::kube::poll("the Canary to be gone", RELEASE, || async {
+        Ok(match canaries.get_opt("podinfo").await? {
+            None => Ok(()),
+            Some(c) => Err(c.metadata.finalizers),
+        })
+    })
+    .await
+    .unwrap();
+    let restored = routers.get("podinfo").await.unwrap();
+    assert_eq!(restored.data["spec"], original, "{}", op.logs());
+    let annotations = restored.annotations();
+    assert_eq!(
+        annotations.get("example.com/team").map(String::as_str),
+        Some("web")
+    );
+    assert!(
+        !annotations.contains_key("flagger.kubernetes.io/original-configuration"),
+        "{annotations:?}"
+    );
+    // What the router created is owned by the Canary and collected.
+    let nodes = appmesh_api(&ns, "VirtualNode");
+    testkit::kube::poll("the created objects to be collected", RELEASE, || async {
+        let left: Vec<String> = [
+            nodes.get_opt("podinfo-primary").await?,
+            nodes.get_opt("podinfo-canary").await?,
+            routers.get_opt("podinfo-canary").await?,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|o| o.name_any())
+        .collect();
+        Ok(if left.is_empty() { Ok(()) } else { Err(left) })
+    })
+    .await
+    .unwrap();
+}
+
+fn appmesh_api(ns: &TestNamespace, kind: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", kind);
+    Api::namespaced_with(ns.client.clone(), &ns.name, &ApiResource::from_gvk(&gvk))
 }
