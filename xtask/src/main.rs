@@ -1,6 +1,7 @@
 //! Project tasks for flagger-rs. Run `cargo xtask help`.
 
 mod bench;
+mod dist;
 mod prometheus;
 mod testenv;
 
@@ -23,6 +24,7 @@ Tasks:
   testenv status                show what is running
   testenv env                   print the environment (KUBECONFIG, TESTENV_*) as shell exports
   testenv build                 only build the control plane binaries (cached)
+  dist                          release builds of flagger and flagger-loadtester, with their sizes
   bench loadgen [--duration D] [--concurrency C]
                                 built-in hey vs real hey (installed into target/bench) on a testapp
 ";
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         ["test", rest @ ..] => test(rest),
         ["testenv", rest @ ..] => testenv::cli(rest),
         ["bench", rest @ ..] => bench::cli(rest),
+        ["dist", rest @ ..] => dist::cli(rest),
         [] | ["help" | "-h" | "--help"] => {
             print!("{HELP}");
             Ok(())
