@@ -23,6 +23,7 @@ mod problems;
 mod progressive;
 mod revision;
 mod rollback;
+mod routers;
 mod service_target;
 mod smi_support;
 mod support;
