@@ -1,6 +1,7 @@
 //! Project tasks for flagger-rs. Run `cargo xtask help`.
 
 mod bench;
+mod demo;
 mod dist;
 mod prometheus;
 mod testenv;
@@ -15,9 +16,13 @@ const HELP: &str = "\
 cargo xtask <task>
 
 Tasks:
-  test                          fmt check, clippy -D warnings, then every test (unit and integration).
-                                Brings the local control plane and Prometheus up when they are not
-                                running, and down again afterwards if it started them.
+  demo [--ci] [--keep]          a release analysed and promoted, then a bad one rolled back, on the local
+                                control plane (Gateway API, real Prometheus). --ci: no live view, checks
+                                the outcomes and the cleanup; --keep: leave everything running
+  demo down                     stop what `demo --keep` left running
+  test                          fmt check, clippy -D warnings, then every test (unit and integration),
+                                then `demo --ci`. Brings the local control plane and Prometheus up when
+                                they are not running, and down again afterwards if it started them.
   testenv up [--with-prometheus] [--nodes N]
                                 build (cached) and start the local control plane; reuses a healthy one
   testenv down                  stop every process of the control plane and Prometheus, remove state
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["test", rest @ ..] => test(rest),
+        ["demo", rest @ ..] => demo::cli(rest),
         ["testenv", rest @ ..] => testenv::cli(rest),
         ["bench", rest @ ..] => bench::cli(rest),
         ["dist", rest @ ..] => dist::cli(rest),
@@ -113,7 +119,8 @@ fn test(args: &[&str]) -> Result<()> {
     if std::env::var_os("RUST_TEST_THREADS").is_none() {
         cmd.env("RUST_TEST_THREADS", TEST_THREADS);
     }
-    let result = run(&mut cmd);
+    // Last, the first run a user sees, on the same control plane.
+    let result = run(&mut cmd).and_then(|()| demo::cli(&["--ci"]));
     if guard.started_here
         && let Err(e) = testenv::down()
     {
