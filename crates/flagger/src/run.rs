@@ -103,10 +103,6 @@ fn controller_config(settings: &Settings, identity: &str) -> ControllerConfig {
         .ingress_annotations_prefix
         .clone_from(&settings.ingress_annotations_prefix);
     config.ingress_class.clone_from(&settings.ingress_class);
-    flagger_controller::router::configure_ingress(flagger_controller::router::IngressOptions {
-        annotations_prefix: config.ingress_annotations_prefix.clone(),
-        class: config.ingress_class.clone(),
-    });
     config
 }
 

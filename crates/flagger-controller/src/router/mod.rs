@@ -12,8 +12,8 @@ pub mod apisix;
 pub mod appmesh;
 pub mod contour;
 pub mod gatewayapi;
-pub mod istio;
 pub mod gloo;
+pub mod istio;
 pub mod knative;
 pub mod kubernetes;
 pub mod kuma;
@@ -126,6 +126,11 @@ pub enum AnyRouter {
 impl AnyRouter {
     /// The router for a provider.
     pub fn for_provider(provider: &MeshProvider) -> Self {
+        Self::with_options(provider, &IngressOptions::default())
+    }
+
+    /// The router for a provider, with the operator's ingress flags.
+    pub fn with_options(provider: &MeshProvider, ingress: &IngressOptions) -> Self {
         match provider {
             MeshProvider::Kubernetes => Self::Kubernetes,
             MeshProvider::Istio => Self::Istio,
@@ -147,11 +152,9 @@ impl AnyRouter {
                 appmesh::AppMeshRouter::for_provider(provider)
                     .map_or_else(|| Self::Unsupported(provider.clone()), Self::AppMesh)
             }
-            MeshProvider::Nginx => {
-                Self::Nginx(nginx::NginxRouter::new(&ingress_options().annotations_prefix))
-            }
+            MeshProvider::Nginx => Self::Nginx(nginx::NginxRouter::new(&ingress.annotations_prefix)),
             MeshProvider::Skipper => Self::Skipper(skipper::SkipperRouter),
-            MeshProvider::Contour => Self::Contour(contour::ContourRouter::new(&ingress_options().class)),
+            MeshProvider::Contour => Self::Contour(contour::ContourRouter::new(&ingress.class)),
         }
     }
 
@@ -249,18 +252,22 @@ pub struct IngressOptions {
     pub class: String,
 }
 
-static INGRESS_OPTIONS: std::sync::OnceLock<IngressOptions> = std::sync::OnceLock::new();
-
-/// Sets the ingress flags of this process (once, at start-up; later calls are ignored). Routers built by
-/// [`AnyRouter::for_provider`] use them; without this call, Flagger's defaults.
-pub fn configure_ingress(options: IngressOptions) {
-    let _ = INGRESS_OPTIONS.set(options);
+impl Default for IngressOptions {
+    /// Flagger's defaults.
+    fn default() -> Self {
+        Self {
+            annotations_prefix: nginx::DEFAULT_ANNOTATIONS_PREFIX.to_owned(),
+            class: String::new(),
+        }
+    }
 }
 
-/// The ingress flags of this process.
-pub fn ingress_options() -> IngressOptions {
-    INGRESS_OPTIONS.get().cloned().unwrap_or_else(|| IngressOptions {
-        annotations_prefix: nginx::DEFAULT_ANNOTATIONS_PREFIX.to_owned(),
-        class: String::new(),
-    })
+impl IngressOptions {
+    /// The ingress flags of an operator's settings.
+    pub fn from_config(config: &crate::config::ControllerConfig) -> Self {
+        Self {
+            annotations_prefix: config.ingress_annotations_prefix.clone(),
+            class: config.ingress_class.clone(),
+        }
+    }
 }
