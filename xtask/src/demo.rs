@@ -137,8 +137,12 @@ fn demo(opts: Options) -> Result<()> {
     testenv::build()?;
     let guard = testenv::ensure_up(true, testenv::DEFAULT_NODES)?;
     let env: HashMap<String, String> = testenv::env_vars()?.into_iter().collect();
+    eprintln!(
+        "xtask demo: binaries built and control plane ready in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
     let ended = runtime()?.block_on(async {
-        let mut demo = Demo::new(opts, &env, started).await?;
+        let mut demo = Demo::new(opts, &env).await?;
         demo.run().await
     });
     let keep_up = opts.keep && matches!(ended, Ok(Ended::Finished));
@@ -317,7 +321,7 @@ struct Demo {
 }
 
 impl Demo {
-    async fn new(opts: Options, env: &HashMap<String, String>, started: Instant) -> Result<Self> {
+    async fn new(opts: Options, env: &HashMap<String, String>) -> Result<Self> {
         let paths = Paths::new(env)?;
         let client = testkit::kube::client_for(Some(paths.admin_kubeconfig.as_os_str())).await?;
         let (weights_tx, weights) = watch::channel((100, 0));
@@ -326,7 +330,7 @@ impl Demo {
             client,
             paths,
             timeline: Timeline {
-                started,
+                started: Instant::now(),
                 live: !opts.ci,
                 lines: Arc::default(),
             },
@@ -367,18 +371,17 @@ impl Demo {
             self.explore();
             return verdict(&results).map(|()| Ended::Finished);
         }
-        let cleaned = self.cleanup().await;
+        let cleaned = match self.cleanup().await {
+            Ok(()) => self.verify_cleanup().await,
+            Err(e) => Err(e),
+        };
         let results = flow.map_err(|e| self.failure(e))?;
         self.summary(&results);
         println!(
             "Everything the demo started was stopped. `cargo xtask demo --keep` leaves it running to explore."
         );
-        let verified = match cleaned {
-            Ok(()) => self.verify_cleanup().await,
-            Err(e) => Err(e),
-        };
         verdict(&results)?;
-        verified.context("cleanup")?;
+        cleaned.context("cleanup")?;
         Ok(Ended::Finished)
     }
 
@@ -610,7 +613,7 @@ impl Demo {
                 Duration::from_secs(60),
                 || async {
                     Ok(match query(&self.paths.prometheus_url, &up).await {
-                        Ok(Some(v)) if v == 1.0 => Ok(()),
+                        Ok(Some(1.0)) => Ok(()),
                         other => Err(format!("{other:?}")),
                     })
                 },
