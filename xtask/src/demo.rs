@@ -355,7 +355,10 @@ impl Demo {
         };
         let Some(flow) = flow else {
             println!("\nInterrupted: cleaning up.");
-            let cleaned = self.cleanup().await;
+            let cleaned = match self.cleanup().await {
+                Ok(()) => self.verify_cleanup().await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = &cleaned {
                 eprintln!("xtask demo: cleanup: {e:#}");
             }
@@ -921,6 +924,7 @@ impl Demo {
             stop_proc(&mut app.proc).await;
         }
         let _ = fs::remove_file(&self.paths.record);
+        let _ = fs::remove_file(&self.paths.operator_kubeconfig);
         delete_everything(&self.client).await
     }
 
@@ -1069,11 +1073,13 @@ fn verdict(results: &[ReleaseResult]) -> Result<()> {
 
 /// `cargo xtask demo down`: stops what `--keep` left running and deletes what the demo created.
 async fn down() -> Result<()> {
-    let record = testenv::state_dir().join("demo").join("processes.json");
+    let dir = testenv::state_dir().join("demo");
+    let record = dir.join("processes.json");
     if record.exists() {
         stop_recorded(&record)?;
         println!("xtask demo: stopped the operator and the testapps");
     }
+    let _ = fs::remove_file(dir.join("flagger.kubeconfig"));
     let env: HashMap<String, String> = testenv::env_vars()?.into_iter().collect();
     let kubeconfig = env.get("KUBECONFIG").context("no KUBECONFIG")?;
     let client = testkit::kube::client_for(Some(std::ffi::OsStr::new(kubeconfig))).await?;
