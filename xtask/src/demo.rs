@@ -395,7 +395,8 @@ impl Demo {
             .as_ref()
             .and_then(|p| fs::read_to_string(&p.log).ok())
             .unwrap_or_default();
-        let forbidden: Vec<&str> = log.lines().filter(|l| l.contains("forbidden")).collect();
+        // The first few are enough to name the missing verb and resource.
+        let forbidden: Vec<&str> = log.lines().filter(|l| l.contains("forbidden")).take(6).collect();
         let mut msg = format!("{e:#}\n--- timeline ---\n{}", self.timeline.all());
         if !forbidden.is_empty() {
             let _ = write!(
