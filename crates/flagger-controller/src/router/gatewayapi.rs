@@ -73,8 +73,9 @@ use kube::ResourceExt as _;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
+pub use super::cookies::Cookies;
+use super::cookies::set_cookie_value;
 use super::{RouteCx, RouterError};
 
 /// The API group of HTTPRoutes (and of Gateways, the default parent).
@@ -90,7 +91,6 @@ pub const ORIGINAL_CONFIGURATION_ANNOTATION: &str = "flagger.kubernetes.io/origi
 
 const COOKIE_HEADER: &str = "Cookie";
 const SET_COOKIE_HEADER: &str = "Set-Cookie";
-const COOKIE_LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /// The HTTPRoute API version a router writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,17 +127,6 @@ impl From<RouteError> for RouterError {
     fn from(e: RouteError) -> Self {
         Self::Invalid(e.0)
     }
-}
-
-/// The session-affinity cookies (`name=value`) one weight change works with.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cookies {
-    /// The canary cookie of the current run (used while the canary has traffic).
-    pub canary: String,
-    /// The primary cookie of the current run (v1 with `primaryCookieName`).
-    pub primary: String,
-    /// The cookie of the finished run, expired once the canary has no traffic.
-    pub previous: Option<String>,
 }
 
 /// Which rules to build.
@@ -1276,27 +1265,9 @@ pub fn read_routes(
 // ---------------------------------------------------------------------------------------------------------
 // Session cookies
 
-/// Ten letters derived from the canary's uid, its `lastAppliedSpec` and `role`: the same for one run of one
-/// revision, different for the next.
-fn derived_cookie_value(canary: &Canary, role: &str) -> String {
-    let uid = canary.metadata.uid.as_deref().unwrap_or_default();
-    let spec = canary
-        .status
-        .as_ref()
-        .and_then(|s| s.last_applied_spec.as_deref())
-        .unwrap_or_default();
-    let digest = Sha256::digest(format!("{uid}/{spec}/{role}").as_bytes());
-    digest
-        .iter()
-        .take(10)
-        .map(|b| char::from(COOKIE_LETTERS[usize::from(*b) % COOKIE_LETTERS.len()]))
-        .collect()
-}
-
 /// The `name=value` part of a `Set-Cookie` value of `filters` for the cookie `name` (and, with
 /// `expired`, only one that expires it).
 fn set_cookie_in(filters: &Value, name: &str, expired: bool) -> Option<String> {
-    let prefix = format!("{name}=");
     filters.as_array().into_iter().flatten().find_map(|f| {
         f["responseHeaderModifier"]["add"]
             .as_array()
@@ -1304,9 +1275,7 @@ fn set_cookie_in(filters: &Value, name: &str, expired: bool) -> Option<String> {
             .flatten()
             .find_map(|h| {
                 let v = h["value"].as_str().filter(|_| h["name"] == SET_COOKIE_HEADER)?;
-                let cookie = v.split(';').next()?.trim();
-                (cookie.starts_with(&prefix) && (!expired || v.contains("Max-Age=-1")))
-                    .then(|| cookie.to_owned())
+                set_cookie_value(v, name, expired)
             })
     })
 }
@@ -1329,36 +1298,9 @@ pub fn cookie_in_route(canary: &Canary, spec: &Value, name: &str) -> Option<Stri
     })
 }
 
-/// The cookies of the next weight change: the status' cookies when Go Flagger left them, else the cookies
-/// derived for this run; the cookie to expire is the one the route hands out or expires now.
+/// The cookies of the next weight change (see [`super::cookies`]).
 pub fn cookies(canary: &Canary, current_spec: &Value) -> Cookies {
-    let Some(affinity) = canary.analysis().and_then(|a| a.session_affinity.as_ref()) else {
-        return Cookies::default();
-    };
-    let status = canary.status.clone().unwrap_or_default();
-    let stored = |s: &Option<String>| s.clone().filter(|c| !c.is_empty());
-    let canary_cookie = stored(&status.session_affinity_cookie).unwrap_or_else(|| {
-        format!(
-            "{}={}",
-            affinity.cookie_name,
-            derived_cookie_value(canary, "canary")
-        )
-    });
-    let primary_cookie = stored(&status.primary_session_affinity_cookie).unwrap_or_else(|| {
-        format!(
-            "{}={}",
-            affinity.primary_cookie_name.as_deref().unwrap_or_default(),
-            derived_cookie_value(canary, "primary")
-        )
-    });
-    let previous = cookie_in_route(canary, current_spec, &affinity.cookie_name)
-        .or_else(|| stored(&status.session_affinity_cookie))
-        .or_else(|| stored(&status.previous_session_affinity_cookie));
-    Cookies {
-        canary: canary_cookie,
-        primary: primary_cookie,
-        previous,
-    }
+    super::cookies::cookies(canary, |name| cookie_in_route(canary, current_spec, name))
 }
 
 #[cfg(test)]

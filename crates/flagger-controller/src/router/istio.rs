@@ -83,8 +83,9 @@ use kube::ResourceExt as _;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
+pub use super::cookies::Cookies;
+use super::cookies::set_cookie_value;
 use super::{RouteCx, RouterError};
 
 /// The API group of VirtualServices and DestinationRules.
@@ -105,7 +106,6 @@ pub const KUBECTL_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configu
 const COOKIE_HEADER: &str = "Cookie";
 const SET_COOKIE_HEADER: &str = "Set-Cookie";
 const MESH_GATEWAY: &str = "mesh";
-const COOKIE_LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// The spec fields Flagger's Go type knows, i.e. the ones it writes, compares and restores.
 const SPEC_FIELDS: [&str; 4] = ["hosts", "gateways", "http", "tcp"];
 /// The fields of an HTTP route Flagger's Go type knows.
@@ -150,17 +150,6 @@ impl From<IstioError> for RouterError {
     fn from(e: IstioError) -> Self {
         Self::Invalid(e.0)
     }
-}
-
-/// The session-affinity cookies (`name=value`) of one weight change.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cookies {
-    /// The canary cookie of the current run.
-    pub canary: String,
-    /// The primary cookie of the current run (with `primaryCookieName`).
-    pub primary: String,
-    /// The cookie of the finished run, expired once the canary has no traffic.
-    pub previous: Option<String>,
 }
 
 /// Which VirtualService spec to build.
@@ -1121,30 +1110,14 @@ pub fn read_routes(canary: &Canary, spec: &Value) -> Result<Routes, IstioError> 
 // ---------------------------------------------------------------------------------------------------------
 // Session cookies
 
-/// Ten letters derived from the canary's uid, its `lastAppliedSpec` and `role`: the same for one run of one
-/// revision, different for the next.
-fn derived_cookie_value(canary: &Canary, role: &str) -> String {
-    let uid = canary.metadata.uid.as_deref().unwrap_or_default();
-    let spec = canary
-        .status
-        .as_ref()
-        .and_then(|s| s.last_applied_spec.as_deref())
-        .unwrap_or_default();
-    let digest = Sha256::digest(format!("{uid}/{spec}/{role}").as_bytes());
-    digest
-        .iter()
-        .take(10)
-        .map(|b| char::from(COOKIE_LETTERS[usize::from(*b) % COOKIE_LETTERS.len()]))
-        .collect()
-}
-
 /// The `name=value` part of the `Set-Cookie` response header of a `headers` object when it sets the cookie
 /// `name` (and, with `expired`, only when it expires it).
 fn set_cookie_in(headers: &Value, name: &str, expired: bool) -> Option<String> {
-    let value = headers["response"]["add"][SET_COOKIE_HEADER].as_str()?;
-    let cookie = value.split(';').next()?.trim();
-    (cookie.starts_with(&format!("{name}=")) && (!expired || value.contains("Max-Age=-1")))
-        .then(|| cookie.to_owned())
+    set_cookie_value(
+        headers["response"]["add"][SET_COOKIE_HEADER].as_str()?,
+        name,
+        expired,
+    )
 }
 
 /// The canary cookie the VirtualService hands out (on a canary destination) or expires (on a rule).
@@ -1165,36 +1138,9 @@ pub fn cookie_in_spec(canary: &Canary, spec: &Value, name: &str) -> Option<Strin
     })
 }
 
-/// The cookies of the next weight change: the status' cookies when Go Flagger left them, else the cookies
-/// derived for this run; the cookie to expire is the one the VirtualService hands out or expires now.
+/// The cookies of the next weight change (see [`super::cookies`]).
 pub fn cookies(canary: &Canary, current_spec: &Value) -> Cookies {
-    let Some(affinity) = canary.analysis().and_then(|a| a.session_affinity.as_ref()) else {
-        return Cookies::default();
-    };
-    let status = canary.status.clone().unwrap_or_default();
-    let stored = |s: &Option<String>| s.clone().filter(|c| !c.is_empty());
-    let canary_cookie = stored(&status.session_affinity_cookie).unwrap_or_else(|| {
-        format!(
-            "{}={}",
-            affinity.cookie_name,
-            derived_cookie_value(canary, "canary")
-        )
-    });
-    let primary_cookie = stored(&status.primary_session_affinity_cookie).unwrap_or_else(|| {
-        format!(
-            "{}={}",
-            affinity.primary_cookie_name.as_deref().unwrap_or_default(),
-            derived_cookie_value(canary, "primary")
-        )
-    });
-    let previous = cookie_in_spec(canary, current_spec, &affinity.cookie_name)
-        .or_else(|| stored(&status.session_affinity_cookie))
-        .or_else(|| stored(&status.previous_session_affinity_cookie));
-    Cookies {
-        canary: canary_cookie,
-        primary: primary_cookie,
-        previous,
-    }
+    super::cookies::cookies(canary, |name| cookie_in_spec(canary, current_spec, name))
 }
 
 #[cfg(test)]

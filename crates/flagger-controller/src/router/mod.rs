@@ -11,6 +11,7 @@
 pub mod apisix;
 pub mod appmesh;
 pub mod contour;
+pub mod cookies;
 pub mod gatewayapi;
 pub mod gloo;
 pub mod istio;
