@@ -62,7 +62,7 @@
 //! - Without a cookie to expire, the session-affinity route has the weighted rule once (Flagger writes it
 //!   twice), and an A/B match combined with session affinity scopes the weighted rule, not the sticky one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use flagger_api::istio::{CorsPolicy, HeaderOperations, HttpMatchRequest, StringMatch};
 use flagger_api::{Canary, CanaryPhase, SessionAffinity};
@@ -1133,54 +1133,9 @@ pub fn spec_differs(version: RouteVersion, canary: &Canary, desired: &Value, cur
     normalize_spec(version, canary, desired) != normalize_spec(version, canary, current)
 }
 
-/// Keys of `metadata.<field>` this router set with its last apply (from `managedFields`).
-fn applied_keys(route: &DynamicObject, field: &str) -> BTreeSet<String> {
-    route
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply"))
-        .filter_map(|m| m.fields_v1.as_ref())
-        .filter_map(|f| f.0.get("f:metadata")?.get(format!("f:{field}"))?.as_object())
-        .flat_map(|keys| {
-            keys.keys()
-                .filter_map(|k| k.strip_prefix("f:"))
-                .map(str::to_owned)
-        })
-        .collect()
-}
-
-/// Whether the current labels/annotations lack a desired entry, or keep one this router applied before and
-/// no longer wants.
+/// Whether the labels, annotations or owner reference differ (see [`super::takeover::metadata_differs`]).
 pub fn metadata_differs(desired: &Value, current: &DynamicObject) -> bool {
-    let lists = [
-        ("labels", current.labels()),
-        ("annotations", current.annotations()),
-    ];
-    for (field, have) in lists {
-        let want = desired[field].as_object();
-        let missing = want
-            .into_iter()
-            .flatten()
-            .any(|(k, v)| have.get(k).map(String::as_str) != v.as_str());
-        let stale = applied_keys(current, field)
-            .iter()
-            .any(|k| !want.is_some_and(|w| w.contains_key(k)));
-        if missing || stale {
-            return true;
-        }
-    }
-    desired["ownerReferences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|o| {
-            !current
-                .owner_references()
-                .iter()
-                .any(|r| Some(r.uid.as_str()) == o["uid"].as_str())
-        })
+    super::takeover::metadata_differs(desired, current, FIELD_MANAGER)
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -73,8 +73,6 @@
 //!   rule counts as a sticky cookie rule only when it matches the `Cookie` header with one of the cookie
 //!   names (Flagger's check also ignores every rule with a match when `primaryCookieName` is empty).
 
-use std::collections::BTreeSet;
-
 use flagger_api::istio::{HttpMatchRequest, StringMatch};
 use flagger_api::{Canary, SessionAffinity};
 use flagger_core::machine::Routes;
@@ -1002,53 +1000,9 @@ pub fn spec_differs(canary: &Canary, desired: &Value, current: &Value) -> bool {
     normalize_spec(canary, desired) != normalize_spec(canary, current)
 }
 
-/// Keys of `metadata.<field>` this router set with its last apply (from `managedFields`).
-fn applied_keys(obj: &DynamicObject, field: &str) -> BTreeSet<String> {
-    obj.metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply"))
-        .filter_map(|m| m.fields_v1.as_ref())
-        .filter_map(|f| f.0.get("f:metadata")?.get(format!("f:{field}"))?.as_object())
-        .flat_map(|keys| {
-            keys.keys()
-                .filter_map(|k| k.strip_prefix("f:"))
-                .map(str::to_owned)
-        })
-        .collect()
-}
-
-/// Whether the current labels/annotations lack a desired entry or keep one this router applied before and
-/// no longer wants, or the desired owner reference is missing.
+/// Whether the labels, annotations or owner reference differ (see [`super::takeover::metadata_differs`]).
 pub fn metadata_differs(desired: &Value, current: &DynamicObject) -> bool {
-    let lists = [
-        ("labels", current.labels()),
-        ("annotations", current.annotations()),
-    ];
-    for (field, have) in lists {
-        let want = desired[field].as_object();
-        let missing = want
-            .into_iter()
-            .flatten()
-            .any(|(k, v)| have.get(k).map(String::as_str) != v.as_str());
-        let stale = applied_keys(current, field)
-            .iter()
-            .any(|k| !want.is_some_and(|w| w.contains_key(k)));
-        if missing || stale {
-            return true;
-        }
-    }
-    desired["ownerReferences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|o| {
-            !current
-                .owner_references()
-                .iter()
-                .any(|r| Some(r.uid.as_str()) == o["uid"].as_str())
-        })
+    super::takeover::metadata_differs(desired, current, FIELD_MANAGER)
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! What the Traefik, Kuma, APISIX and Gloo routers share: reading a routing object from the watch cache,
+//! What the Traefik, Kuma, APISIX and Gloo routers share (Istio and Gateway API use its metadata comparison): reading a routing object from the watch cache,
 //! writing it with server-side apply under a field manager of the router, the apex metadata Flagger puts on
 //! it, and taking over (and later restoring) an object that existed before the canary.
 //!
