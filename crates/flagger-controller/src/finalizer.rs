@@ -32,7 +32,7 @@ use kube::ResourceExt;
 use crate::act::ApplyError;
 use crate::context::Context;
 use crate::observe;
-use crate::router::{AnyRouter, IngressOptions, RouteCx};
+use crate::router::{AnyRouter, RouteCx, RouterOptions};
 use crate::workload::{self, Workload};
 
 /// Flagger's finalizer.
@@ -203,7 +203,7 @@ async fn finalize_router(ctx: &Context, canary: &Canary) -> Result<(), ApplyErro
             canary,
             gate: &ctx.gate,
         };
-        AnyRouter::with_options(&provider, &IngressOptions::from_config(&ctx.config))
+        AnyRouter::with_options(&provider, &RouterOptions::from_config(&ctx.config))
             .finalize(&cx)
             .await?;
     }

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use crate::configs::{self, MissingConfig, TrackedConfigs};
 use crate::context::Context;
 use crate::knative;
-use crate::router::{AnyRouter, IngressOptions, RouteCx, RouterError};
+use crate::router::{AnyRouter, RouteCx, RouterError, RouterOptions};
 use crate::scaler::{self, Scaler, ScalerError};
 use crate::workload::{self, Workload};
 
@@ -221,7 +221,7 @@ pub async fn observe(
         primary::check_rolling_update(ds)?;
     }
     let provider = provider(&canary, &ctx.config.mesh_provider)?;
-    let router = AnyRouter::with_options(&provider, &IngressOptions::from_config(&ctx.config));
+    let router = AnyRouter::with_options(&provider, &RouterOptions::from_config(&ctx.config));
 
     let primary_name = format!("{target_name}{}", primary::PRIMARY_SUFFIX);
     let primary = match knative_target {

@@ -64,7 +64,7 @@
 //!   the labels, so it rewrote the node on every reconcile).
 //! - Analysis match headers come out sorted by name (Go iterates a map in random order).
 //! - The pod selector label is the first of Flagger's default `-selector-labels` (`app`, `name`,
-//!   `app.kubernetes.io/name`) in the target's `spec.selector.matchLabels`, else a label whose value is the
+//!   `app.kubernetes.io/name`, or the operator's `-selector-labels`) in the target's `spec.selector.matchLabels`, else a label whose value is the
 //!   target's name, else `app`: the router context does not carry the operator's `-selector-labels`.
 
 use std::collections::BTreeMap;
@@ -231,12 +231,26 @@ pub struct Desired {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppMeshRouter {
     version: AppMeshVersion,
+    /// `-selector-labels`: the pod-selector keys looked for in the target's `matchLabels`.
+    selector_labels: Vec<String>,
 }
 
 impl AppMeshRouter {
     /// The router writing objects of `version`.
     pub fn new(version: AppMeshVersion) -> Self {
-        Self { version }
+        Self {
+            version,
+            selector_labels: WorkloadOptions::default().selector_labels,
+        }
+    }
+
+    /// The router with the operator's `-selector-labels`.
+    #[must_use]
+    pub fn with_selector_labels(self, selector_labels: Vec<String>) -> Self {
+        Self {
+            selector_labels,
+            ..self
+        }
     }
 
     /// The router of an `appmesh` provider, `None` for other providers.
@@ -257,7 +271,7 @@ impl AppMeshRouter {
     /// Nothing is sent for objects the watch cache shows as desired.
     pub async fn reconcile(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
         let canary = cx.canary;
-        let label = selector_label(cx);
+        let label = selector_label(cx, &self.selector_labels);
         for desired in desired_objects(self.version, canary, &label)? {
             self.ensure(cx, &desired).await?;
         }
@@ -532,7 +546,7 @@ pub fn routes_object_name(version: AppMeshVersion, canary: &Canary) -> Result<St
 
 /// The label key of the virtual nodes' pod selector, from the target's `spec.selector.matchLabels` (see the
 /// module doc).
-fn selector_label(cx: &RouteCx<'_>) -> String {
+fn selector_label(cx: &RouteCx<'_>, keys: &[String]) -> String {
     let canary = cx.canary;
     let target = &canary.spec.target_ref;
     let ns = canary.metadata.namespace.as_deref().unwrap_or_default();
@@ -541,12 +555,16 @@ fn selector_label(cx: &RouteCx<'_>) -> String {
         Some(Workload::DaemonSet(d)) => d.spec.selector.match_labels.clone(),
         _ => None,
     };
-    pick_selector_label(match_labels.as_ref(), &target.name)
+    pick_selector_label(match_labels.as_ref(), &target.name, keys)
 }
 
-/// The first default selector label in `match_labels`, else a label whose value is `target`, else `app`.
-pub fn pick_selector_label(match_labels: Option<&BTreeMap<String, String>>, target: &str) -> String {
-    let defaults = WorkloadOptions::default().selector_labels;
+/// The first of `keys` (`-selector-labels`) in `match_labels`, else a label whose value is `target`, else the
+/// first key.
+pub fn pick_selector_label(
+    match_labels: Option<&BTreeMap<String, String>>,
+    target: &str,
+    defaults: &[String],
+) -> String {
     let Some(labels) = match_labels else {
         return defaults.first().cloned().unwrap_or_default();
     };
@@ -1266,25 +1284,41 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        assert_eq!(pick_selector_label(None, "podinfo"), "app");
+        let keys = WorkloadOptions::default().selector_labels;
+        assert_eq!(pick_selector_label(None, "podinfo", &keys), "app");
         assert_eq!(
-            pick_selector_label(Some(&labels(&[("name", "podinfo"), ("tier", "web")])), "podinfo"),
+            pick_selector_label(
+                Some(&labels(&[("name", "podinfo"), ("tier", "web")])),
+                "podinfo",
+                &keys
+            ),
             "name"
         );
         assert_eq!(
             pick_selector_label(
                 Some(&labels(&[("app.kubernetes.io/name", "x"), ("name", "podinfo")])),
-                "podinfo"
+                "podinfo",
+                &keys
             ),
             "name"
         );
         assert_eq!(
-            pick_selector_label(Some(&labels(&[("k8s-app", "podinfo")])), "podinfo"),
+            pick_selector_label(Some(&labels(&[("k8s-app", "podinfo")])), "podinfo", &keys),
             "k8s-app"
         );
         assert_eq!(
-            pick_selector_label(Some(&labels(&[("k8s-app", "other")])), "podinfo"),
+            pick_selector_label(Some(&labels(&[("k8s-app", "other")])), "podinfo", &keys),
             "app"
+        );
+        // A custom -selector-labels list comes first.
+        let custom = vec!["k8s-app".to_owned()];
+        assert_eq!(
+            pick_selector_label(
+                Some(&labels(&[("app", "podinfo"), ("k8s-app", "x")])),
+                "podinfo",
+                &custom
+            ),
+            "k8s-app"
         );
     }
 

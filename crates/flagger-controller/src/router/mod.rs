@@ -127,11 +127,11 @@ pub enum AnyRouter {
 impl AnyRouter {
     /// The router for a provider.
     pub fn for_provider(provider: &MeshProvider) -> Self {
-        Self::with_options(provider, &IngressOptions::default())
+        Self::with_options(provider, &RouterOptions::default())
     }
 
     /// The router for a provider, with the operator's ingress flags.
-    pub fn with_options(provider: &MeshProvider, ingress: &IngressOptions) -> Self {
+    pub fn with_options(provider: &MeshProvider, ingress: &RouterOptions) -> Self {
         match provider {
             MeshProvider::Kubernetes => Self::Kubernetes,
             MeshProvider::Istio => Self::Istio,
@@ -150,8 +150,10 @@ impl AnyRouter {
             MeshProvider::Apisix => Self::Apisix(apisix::ApisixRouter),
             MeshProvider::Gloo => Self::Gloo(gloo::GlooRouter),
             MeshProvider::AppMesh | MeshProvider::AppMeshV1beta2 => {
-                appmesh::AppMeshRouter::for_provider(provider)
-                    .map_or_else(|| Self::Unsupported(provider.clone()), Self::AppMesh)
+                appmesh::AppMeshRouter::for_provider(provider).map_or_else(
+                    || Self::Unsupported(provider.clone()),
+                    |r| Self::AppMesh(r.with_selector_labels(ingress.selector_labels.clone())),
+                )
             }
             MeshProvider::Nginx => Self::Nginx(nginx::NginxRouter::new(&ingress.annotations_prefix)),
             MeshProvider::Skipper => Self::Skipper(skipper::SkipperRouter),
@@ -244,31 +246,36 @@ impl AnyRouter {
     }
 }
 
-/// The ingress flags the NGINX and Contour routers need (`-ingress-annotations-prefix`, `-ingress-class`).
+/// The operator flags routers need: `-ingress-annotations-prefix` (NGINX), `-ingress-class` (Contour) and
+/// `-selector-labels` (App Mesh's pod selectors).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IngressOptions {
+pub struct RouterOptions {
     /// `-ingress-annotations-prefix` (NGINX).
     pub annotations_prefix: String,
     /// `-ingress-class` (Contour's `spec.ingressClassName`; empty: not set).
     pub class: String,
+    /// `-selector-labels`, in order of preference.
+    pub selector_labels: Vec<String>,
 }
 
-impl Default for IngressOptions {
+impl Default for RouterOptions {
     /// Flagger's defaults.
     fn default() -> Self {
         Self {
             annotations_prefix: nginx::DEFAULT_ANNOTATIONS_PREFIX.to_owned(),
             class: String::new(),
+            selector_labels: flagger_core::primary::WorkloadOptions::default().selector_labels,
         }
     }
 }
 
-impl IngressOptions {
-    /// The ingress flags of an operator's settings.
+impl RouterOptions {
+    /// The router flags of an operator's settings.
     pub fn from_config(config: &crate::config::ControllerConfig) -> Self {
         Self {
             annotations_prefix: config.ingress_annotations_prefix.clone(),
             class: config.ingress_class.clone(),
+            selector_labels: config.workload.selector_labels.clone(),
         }
     }
 }
