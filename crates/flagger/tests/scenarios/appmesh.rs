@@ -2,18 +2,12 @@
 //! recorded from a watch as the operator wrote them. App Mesh's controller is not running; the router's
 //! objects are plain custom resources (CRDs from the router's test fixture).
 
-use std::sync::{Arc, Mutex};
-
 use flagger_api::CanaryPhase as P;
-use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
-use kube::runtime::watcher;
 use serde_json::json;
 use testkit::TestNamespace;
 use testkit::hooks::Receiver;
-use testkit::kube::install_crds;
 
 use crate::support::*;
 
@@ -22,18 +16,8 @@ const APPMESH_CRDS: &str = include_str!("../../../flagger-controller/testdata/cr
 
 /// A namespace with Flagger's CRDs and the App Mesh CRDs.
 async fn appmesh_namespace(prefix: &str) -> TestNamespace {
-    let ns = namespace(prefix).await;
-    let crds: Vec<CustomResourceDefinition> = APPMESH_CRDS
-        .split("\n---\n")
-        .map(|doc| serde_saphyr::from_str(doc).unwrap())
-        .collect();
-    install_crds(&ns.client, &crds).await.unwrap();
-    ns
+    namespace_with_crds(prefix, APPMESH_CRDS).await
 }
-
-/// Every distinct `(primary, canary)` weight pair of the VirtualRouter `podinfo`, in order.
-#[derive(Clone, Default)]
-struct Weights(Arc<Mutex<Vec<(i64, i64)>>>);
 
 fn target_weight(vr: &DynamicObject, node: &str) -> Option<i64> {
     vr.data["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"]
@@ -43,35 +27,17 @@ fn target_weight(vr: &DynamicObject, node: &str) -> Option<i64> {
         .as_i64()
 }
 
-impl Weights {
-    fn record(ns: &TestNamespace) -> Self {
-        let weights = Self::default();
-        let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", "VirtualRouter");
-        let resource = ApiResource::from_gvk(&gvk);
-        let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
-        let w = weights.clone();
-        let mut stream = watcher::watch_object(api, "podinfo").boxed();
-        tokio::spawn(async move {
-            while let Some(item) = stream.next().await {
-                let Ok(Some(vr)) = item else { continue };
-                let (Some(p), Some(c)) = (
-                    target_weight(&vr, "podinfo-primary"),
-                    target_weight(&vr, "podinfo-canary"),
-                ) else {
-                    continue;
-                };
-                let mut all = w.0.lock().unwrap();
-                if all.last() != Some(&(p, c)) {
-                    all.push((p, c));
-                }
-            }
-        });
-        weights
-    }
-
-    fn pairs(&self) -> Vec<(i64, i64)> {
-        self.0.lock().unwrap().clone()
-    }
+/// The `(primary, canary)` weights of the VirtualRouter `podinfo`'s first route, in order.
+fn record_weights(ns: &TestNamespace) -> Weights {
+    let gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", "VirtualRouter");
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ns.client.clone(), &ns.name, &ApiResource::from_gvk(&gvk));
+    Weights::watch(api, "podinfo", |vr| {
+        Some((
+            target_weight(vr, "podinfo-primary")?,
+            target_weight(vr, "podinfo-canary")?,
+        ))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +52,7 @@ async fn appmesh_v1beta2_steps_to_max_weight_and_promotes() {
         ),
     )
     .await;
-    let weights = Weights::record(&ns);
+    let weights = record_weights(&ns);
     let op = operator(&ns, &["-mesh-provider=appmesh:v1beta2"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
     set_image(&ns, "podinfo:2.0.0").await;
@@ -116,7 +82,7 @@ async fn appmesh_v1beta2_failing_canary_returns_all_traffic_to_the_primary() {
         hooks.url("load")
     );
     apply_canary(&ns, &canary_yaml("appmesh:v1beta2", &analysis)).await;
-    let weights = Weights::record(&ns);
+    let weights = record_weights(&ns);
     let op = operator(&ns, &["-mesh-provider=appmesh:v1beta2"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
     set_image(&ns, "podinfo:2.0.0").await;

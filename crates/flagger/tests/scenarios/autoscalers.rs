@@ -3,10 +3,9 @@
 
 use flagger_api::CanaryPhase as P;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use testkit::TestNamespace;
-use testkit::kube::{apply_yaml, install_crds, poll};
+use testkit::kube::{apply_yaml, poll};
 
 use crate::support::*;
 
@@ -127,9 +126,7 @@ async fn wait_paused(api: &Api<DynamicObject>, expected: Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keda_scaled_object_gets_a_primary_with_rewritten_queries_and_is_paused_while_idle() {
-    let ns = namespace("keda").await;
-    let crd: CustomResourceDefinition = serde_saphyr::from_str(KEDA_CRD).unwrap();
-    install_crds(&ns.client, &[crd]).await.unwrap();
+    let ns = namespace_with_crds("keda", KEDA_CRD).await;
     deploy_podinfo(&ns, "podinfo:1.0.0").await;
     apply_yaml(
         &ns.client,

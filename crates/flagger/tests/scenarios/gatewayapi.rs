@@ -13,7 +13,6 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use testkit::TestNamespace;
 use testkit::hooks::Receiver;
-use testkit::kube::install_crds;
 
 use crate::support::*;
 
@@ -22,11 +21,7 @@ const HTTP_ROUTE_CRD: &str = include_str!("../../../flagger-controller/testdata/
 
 /// A namespace with Flagger's CRDs and the HTTPRoute CRD.
 async fn gateway_namespace(prefix: &str) -> TestNamespace {
-    let ns = namespace(prefix).await;
-    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
-        serde_saphyr::from_str(HTTP_ROUTE_CRD).unwrap();
-    install_crds(&ns.client, &[crd]).await.unwrap();
-    ns
+    namespace_with_crds(prefix, HTTP_ROUTE_CRD).await
 }
 
 fn routes_api(ns: &TestNamespace, version: &str) -> Api<DynamicObject> {

@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 use testkit::TestNamespace;
 use testkit::hooks::Receiver;
-use testkit::kube::{apply_yaml, poll};
+use testkit::kube::poll;
 
 use crate::support::*;
 
@@ -21,25 +21,7 @@ const ISTIO_CRDS: &str = include_str!("../../../flagger-controller/testdata/crds
 
 /// A namespace with Flagger's CRDs and the Istio CRDs (Established).
 async fn istio_namespace(prefix: &str) -> TestNamespace {
-    let ns = namespace(prefix).await;
-    apply_yaml(&ns.client, "default", ISTIO_CRDS).await.unwrap();
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(ns.client.clone());
-    for name in [
-        "virtualservices.networking.istio.io",
-        "destinationrules.networking.istio.io",
-    ] {
-        testkit::kube::wait_for(&crds, name, "Established", RELEASE, |crd| {
-            crd.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-        })
-        .await
-        .unwrap();
-    }
-    ns
+    namespace_with_crds(prefix, ISTIO_CRDS).await
 }
 
 fn istio_api(ns: &TestNamespace, kind: &str, plural: &str) -> Api<DynamicObject> {

@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use flagger_api::CanaryPhase as P;
 use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use testkit::TestNamespace;
-use testkit::kube::{install_crds, poll};
+use testkit::kube::poll;
 
 use crate::support::*;
 
@@ -24,14 +23,6 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
 
 fn services(ns: &TestNamespace) -> Api<DynamicObject> {
     Api::namespaced_with(ns.client.clone(), &ns.name, &resource("Service", "services"))
-}
-
-async fn install(ns: &TestNamespace) {
-    let crds: Vec<CustomResourceDefinition> = KNATIVE_CRDS
-        .split("\n---\n")
-        .map(|doc| serde_saphyr::from_str(doc).unwrap())
-        .collect();
-    install_crds(&ns.client, &crds).await.unwrap();
 }
 
 /// A ready Revision `name`, and the Service's latest created revision set to it.
@@ -116,8 +107,7 @@ fn annotation(svc: &DynamicObject) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_knative_revision_is_released_by_traffic_percent_and_a_failing_one_rolled_back() {
-    let ns = namespace("knative").await;
-    install(&ns).await;
+    let ns = namespace_with_crds("knative", KNATIVE_CRDS).await;
     let mut svc = DynamicObject::new("podinfo", &resource("Service", "services"));
     svc.data = json!({"spec": {"template": {"spec": {"containers": [{"image": "podinfo:1"}]}}}});
     services(&ns).create(&PostParams::default(), &svc).await.unwrap();

@@ -4,17 +4,12 @@
 //! providers' controllers are not running; their objects are plain resources (CRDs from the routers' test
 //! fixtures; Ingresses are built in).
 
-use std::sync::{Arc, Mutex};
-
 use flagger_api::CanaryPhase as P;
-use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
-use kube::runtime::watcher;
 use serde_json::Value;
 use testkit::TestNamespace;
 use testkit::hooks::Receiver;
-use testkit::kube::{apply_yaml, install_crds};
+use testkit::kube::apply_yaml;
 
 use crate::support::*;
 
@@ -229,59 +224,10 @@ const GLOO: Provider = Provider {
     weights: gloo_weights,
 };
 
-/// Every distinct weight pair of the routing object, in order.
-#[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(i64, i64)>>>);
-
-impl Seen {
-    fn record(
-        api: Api<DynamicObject>,
-        object: String,
-        ns: String,
-        name: String,
-        read: fn(&DynamicObject, &str, &str) -> Option<(i64, i64)>,
-    ) -> Self {
-        let seen = Self::default();
-        let out = seen.clone();
-        tokio::spawn(async move {
-            let mut stream = watcher::watch_object(api, &object).boxed();
-            while let Some(item) = stream.next().await {
-                let Ok(Some(o)) = item else { continue };
-                let Some(w) = read(&o, &ns, &name) else { continue };
-                let mut all = out.0.lock().unwrap();
-                if all.last() != Some(&w) {
-                    all.push(w);
-                }
-            }
-        });
-        seen
-    }
-
-    fn pairs(&self) -> Vec<(i64, i64)> {
-        self.0.lock().unwrap().clone()
-    }
-
-    fn canary(&self) -> Vec<i64> {
-        self.pairs().iter().map(|(_, c)| *c).collect()
-    }
-}
-
-async fn install(ns: &TestNamespace, crds: &str) {
-    let crds: Vec<CustomResourceDefinition> = crds
-        .split("\n---\n")
-        .filter(|doc| doc.contains("kind: CustomResourceDefinition"))
-        .map(|doc| serde_saphyr::from_str(doc).unwrap())
-        .collect();
-    if !crds.is_empty() {
-        install_crds(&ns.client, &crds).await.unwrap();
-    }
-}
-
 /// A release promoted with weights 0 → 25 → 50 → 0, then a release whose rollout webhook fails, rolled
 /// back to 100/0.
 async fn release_through(p: Provider) {
-    let ns = namespace(p.name).await;
-    install(&ns, p.crds).await;
+    let ns = namespace_with_crds(p.name, p.crds).await;
     // Cluster-scoped routing objects (Kuma) are named after the apex Service: give each run its own.
     let name = if p.namespaced {
         "podinfo".to_owned()
@@ -311,13 +257,8 @@ async fn release_through(p: Provider) {
         Api::all_with(ns.client.clone(), &resource)
     };
     let object = p.object.replace("{name}", &name);
-    let seen = Seen::record(
-        api.clone(),
-        object.clone(),
-        ns.name.clone(),
-        name.clone(),
-        p.weights,
-    );
+    let (namespace, apex, read) = (ns.name.clone(), name.clone(), p.weights);
+    let seen = Weights::watch(api.clone(), &object, move |o| read(o, &namespace, &apex));
     let op = operator(&ns, &[&format!("-mesh-provider={}", p.name)]).await;
     wait_named_phase(&ns, &name, P::Initialized).await;
 

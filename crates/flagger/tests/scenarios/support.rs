@@ -266,3 +266,76 @@ pub async fn wait_status(
     .await
     .unwrap()
 }
+
+/// A namespace with Flagger's CRDs and the CRDs in `crds_yaml` (one or more YAML documents; documents of other
+/// kinds are skipped), each Established.
+pub async fn namespace_with_crds(prefix: &str, crds_yaml: &str) -> TestNamespace {
+    let ns = namespace(prefix).await;
+    let crds: Vec<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = crds_yaml
+        .split("\n---\n")
+        .filter(|doc| doc.contains("kind: CustomResourceDefinition"))
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
+        .collect();
+    install_crds(&ns.client, &crds).await.unwrap();
+    ns
+}
+
+/// Records every distinct `(primary, canary)` weight pair of one routing object, from a watch: the routes as
+/// the operator wrote them, in order.
+#[derive(Clone, Default)]
+pub struct Weights(Arc<Mutex<Vec<(i64, i64)>>>);
+
+impl Weights {
+    /// Starts watching the object `name` of `api`; `read` gives its weights (`None`: not readable yet).
+    pub fn watch(
+        api: Api<kube::api::DynamicObject>,
+        name: &str,
+        read: impl Fn(&kube::api::DynamicObject) -> Option<(i64, i64)> + Send + 'static,
+    ) -> Self {
+        let weights = Self::default();
+        let w = weights.clone();
+        let mut stream = watcher::watch_object(api, name).boxed();
+        tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                let Ok(Some(object)) = item else { continue };
+                let Some(pair) = read(&object) else { continue };
+                let mut all = w.0.lock().unwrap();
+                if all.last() != Some(&pair) {
+                    all.push(pair);
+                }
+            }
+        });
+        weights
+    }
+
+    /// Every weight pair seen, in order.
+    pub fn pairs(&self) -> Vec<(i64, i64)> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The primary weights seen, in order.
+    pub fn primary(&self) -> Vec<i64> {
+        self.pairs().iter().map(|(p, _)| *p).collect()
+    }
+
+    /// The canary weights seen, in order.
+    pub fn canary(&self) -> Vec<i64> {
+        self.pairs().iter().map(|(_, c)| *c).collect()
+    }
+
+    /// Waits until a weight pair satisfies `check`.
+    pub async fn wait(&self, what: &str, timeout: Duration, check: impl Fn((i64, i64)) -> bool) {
+        testkit::kube::poll(what, timeout, || async {
+            let pairs = self.pairs();
+            Ok(if pairs.iter().any(|p| check(*p)) {
+                Ok(())
+            } else {
+                Err(pairs)
+            })
+        })
+        .await
+        .unwrap();
+    }
+}
