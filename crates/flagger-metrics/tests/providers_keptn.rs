@@ -321,8 +321,9 @@ async fn an_analysis_that_never_completes_times_out_and_is_deleted() {
 
 #[tokio::test]
 async fn an_analysis_that_cannot_be_created_is_an_error() {
-    let client = testkit::kube::client().await.unwrap();
-    let p = keptn(&client);
+    // The CRDs must be served, or the API server answers "404 page not found" for the resource instead.
+    let ns = setup("keptn-nocreate").await;
+    let p = keptn(&ns.client);
     let err = p
         .run_query("analysis/no-such-namespace-xyz/def")
         .await
