@@ -309,8 +309,8 @@ impl AppMeshRouter {
                     Err(kube::Error::Api(status)) if status.is_already_exists() => api
                         .get(name)
                         .await
-                        .map_err(kube_error("read", desired.kind, ns, name))?,
-                    Err(e) => return Err(kube_error("create", desired.kind, ns, name)(e)),
+                        .map_err(RouterError::kube("read", desired.kind.as_str(), ns, name))?,
+                    Err(e) => return Err(RouterError::kube("create", desired.kind.as_str(), ns, name)(e)),
                 }
             }
         };
@@ -337,7 +337,7 @@ impl AppMeshRouter {
         };
         api.patch(name, &params, &Patch::Merge(&patch))
             .await
-            .map_err(kube_error("update", desired.kind, ns, name))?;
+            .map_err(RouterError::kube("update", desired.kind.as_str(), ns, name))?;
         tracing::info!(canary = %canary.key(), "{} {name} updated", desired.kind.as_str());
         Ok(())
     }
@@ -395,12 +395,12 @@ impl AppMeshRouter {
                 // The cache was behind: once more against the live object.
                 Err(kube::Error::Api(status)) if status.is_conflict() && !retried => {
                     retried = true;
-                    object = api
-                        .get(&name)
-                        .await
-                        .map_err(kube_error("read", kind, ns, &name))?;
+                    object =
+                        api.get(&name)
+                            .await
+                            .map_err(RouterError::kube("read", kind.as_str(), ns, &name))?;
                 }
-                Err(e) => return Err(kube_error("update", kind, ns, &name)(e)),
+                Err(e) => return Err(RouterError::kube("update", kind.as_str(), ns, &name)(e)),
             }
         }
     }
@@ -418,11 +418,12 @@ impl AppMeshRouter {
             let api: Api<DynamicObject> = Api::namespaced_with(cx.client.clone(), ns, &resource);
             let current = match store.get(&ObjectRef::new_with(&name, resource.clone()).within(ns)) {
                 Some(current) => current.as_ref().clone(),
-                None => match api
-                    .get_opt(&name)
-                    .await
-                    .map_err(kube_error("read", kind, ns, &name))?
-                {
+                None => match api.get_opt(&name).await.map_err(RouterError::kube(
+                    "read",
+                    kind.as_str(),
+                    ns,
+                    &name,
+                ))? {
                     Some(current) => current,
                     None => continue,
                 },
@@ -447,7 +448,7 @@ impl AppMeshRouter {
             };
             api.patch(&name, &params, &Patch::Merge(&patch))
                 .await
-                .map_err(kube_error("update", kind, ns, &name))?;
+                .map_err(RouterError::kube("update", kind.as_str(), ns, &name))?;
             tracing::info!(canary = %canary.key(), "{} {name}.{ns} restored", kind.as_str());
         }
         Ok(())
@@ -516,22 +517,6 @@ fn namespace(canary: &Canary) -> Result<&str, AppMeshError> {
         .namespace
         .as_deref()
         .ok_or_else(|| AppMeshError(format!("Canary {} has no namespace", canary.key())))
-}
-
-fn kube_error(
-    action: &'static str,
-    kind: Kind,
-    namespace: &str,
-    name: &str,
-) -> impl FnOnce(kube::Error) -> RouterError {
-    let (namespace, name) = (namespace.to_owned(), name.to_owned());
-    move |source| RouterError::Kube {
-        action,
-        kind: kind.as_str().to_owned(),
-        namespace,
-        name,
-        source,
-    }
 }
 
 /// The name of the object holding the apex routes: VirtualRouter `<apex>` (v1beta2) or VirtualService

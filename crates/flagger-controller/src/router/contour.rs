@@ -187,7 +187,7 @@ impl ContourRouter {
             &Patch::Apply(object),
         )
         .await
-        .map_err(kube_error("apply", ns, apex))?;
+        .map_err(RouterError::kube("apply", KIND, ns, apex))?;
         Ok(())
     }
 
@@ -263,7 +263,7 @@ impl ContourRouter {
             &Patch::Apply(&release),
         )
         .await
-        .map_err(kube_error("apply", ns, apex))?;
+        .map_err(RouterError::kube("apply", KIND, ns, apex))?;
         let patch = json!({
             "metadata": {"annotations": {ORIGINAL_CONFIGURATION_ANNOTATION: null}},
             "spec": {
@@ -281,7 +281,7 @@ impl ContourRouter {
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(kube_error("update", ns, apex))?;
+        .map_err(RouterError::kube("update", KIND, ns, apex))?;
         tracing::info!(canary = %cx.canary.key(), "HTTPProxy {apex}.{ns} restored");
         Ok(())
     }
@@ -425,17 +425,6 @@ fn namespace(canary: &Canary) -> Result<&str, RouterError> {
         .namespace
         .as_deref()
         .ok_or_else(|| RouterError::Invalid(format!("Canary {} has no namespace", canary.key())))
-}
-
-fn kube_error(action: &'static str, ns: &str, name: &str) -> impl FnOnce(kube::Error) -> RouterError {
-    let (namespace, name) = (ns.to_owned(), name.to_owned());
-    move |source| RouterError::Kube {
-        action,
-        kind: KIND.to_owned(),
-        namespace,
-        name,
-        source,
-    }
 }
 
 #[cfg(test)]

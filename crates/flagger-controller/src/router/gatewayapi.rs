@@ -196,7 +196,9 @@ impl GatewayApiRouter {
             return Ok(None);
         }
         let api: Api<DynamicObject> = Api::namespaced_with(cx.client.clone(), ns, &resource);
-        api.get_opt(apex).await.map_err(kube_error("read", ns, apex))
+        api.get_opt(apex)
+            .await
+            .map_err(RouterError::kube("read", KIND, ns, apex))
     }
 
     /// Applies `object` (a whole HTTPRoute as this router owns it) after checking the leader gate.
@@ -213,7 +215,7 @@ impl GatewayApiRouter {
             &Patch::Apply(object),
         )
         .await
-        .map_err(kube_error("apply", ns, apex))?;
+        .map_err(RouterError::kube("apply", KIND, ns, apex))?;
         Ok(())
     }
 
@@ -322,17 +324,6 @@ fn not_found(canary: &Canary) -> Result<RouteError, RouteError> {
         "HTTPRoute {apex}.{} get error: {PLURAL}.{GROUP} \"{apex}\" not found",
         namespace(canary)?
     )))
-}
-
-fn kube_error(action: &'static str, namespace: &str, name: &str) -> impl FnOnce(kube::Error) -> RouterError {
-    let (namespace, name) = (namespace.to_owned(), name.to_owned());
-    move |source| RouterError::Kube {
-        action,
-        kind: KIND.to_owned(),
-        namespace,
-        name,
-        source,
-    }
 }
 
 fn check_gateway_refs(canary: &Canary) -> Result<(), RouteError> {

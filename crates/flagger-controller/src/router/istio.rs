@@ -334,7 +334,7 @@ async fn current(
     let api: Api<DynamicObject> = Api::namespaced_with(cx.client.clone(), ns, resource);
     api.get_opt(name)
         .await
-        .map_err(kube_error("read", &resource.kind, ns, name))
+        .map_err(RouterError::kube("read", &resource.kind, ns, name))
 }
 
 /// Applies `object` (the whole object as this router owns it) after checking the leader gate.
@@ -353,7 +353,7 @@ async fn apply(
         &Patch::Apply(object),
     )
     .await
-    .map_err(kube_error("apply", &resource.kind, ns, name))?;
+    .map_err(RouterError::kube("apply", &resource.kind, ns, name))?;
     Ok(())
 }
 
@@ -371,22 +371,6 @@ fn not_found(canary: &Canary) -> Result<IstioError, IstioError> {
         "VirtualService {apex}.{} get query error virtualservices.{GROUP} \"{apex}\" not found",
         namespace(canary)?
     )))
-}
-
-fn kube_error(
-    action: &'static str,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-) -> impl FnOnce(kube::Error) -> RouterError {
-    let (kind, namespace, name) = (kind.to_owned(), namespace.to_owned(), name.to_owned());
-    move |source| RouterError::Kube {
-        action,
-        kind,
-        namespace,
-        name,
-        source,
-    }
 }
 
 fn owner_reference(canary: &Canary) -> Option<Value> {

@@ -23,13 +23,13 @@ use super::{RouteCx, RouterError};
 use crate::knative::{self, PRIMARY_REVISION};
 
 fn kube_error(action: &'static str, cx: &RouteCx<'_>, source: kube::Error) -> RouterError {
-    RouterError::Kube {
+    let ns = cx.canary.namespace().unwrap_or_default();
+    RouterError::kube(
         action,
-        kind: "Service.serving.knative.dev".into(),
-        namespace: cx.canary.namespace().unwrap_or_default(),
-        name: cx.canary.spec.target_ref.name.clone(),
-        source,
-    }
+        "Service.serving.knative.dev",
+        &ns,
+        &cx.canary.spec.target_ref.name,
+    )(source)
 }
 
 /// The target Knative Service: from the cache, or read from the API server when the cache does not show

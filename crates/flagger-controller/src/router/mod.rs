@@ -78,6 +78,23 @@ pub enum RouterError {
 }
 
 impl RouterError {
+    /// For `map_err`: the error of a failed API request (`action`) on the `kind` object `namespace/name`.
+    pub fn kube(
+        action: &'static str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> impl FnOnce(kube::Error) -> Self {
+        let (kind, namespace, name) = (kind.to_owned(), namespace.to_owned(), name.to_owned());
+        move |source| Self::Kube {
+            action,
+            kind,
+            namespace,
+            name,
+            source,
+        }
+    }
+
     /// Whether trying again later may help.
     pub fn is_transient(&self) -> bool {
         match self {

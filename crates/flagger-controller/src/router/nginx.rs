@@ -204,20 +204,13 @@ impl NginxRouter {
 
     /// The canary Ingress Flagger creates from the user's Ingress `ingress`.
     pub fn desired(&self, canary: &Canary, ingress: &DynamicObject) -> Result<Value, String> {
-        let name = canary_ingress_name(canary)?;
         let spec = canary_spec(canary, ingress)?;
-        Ok(json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {
-                "name": name,
-                "namespace": canary.metadata.namespace,
-                "labels": ingress.labels(),
-                "annotations": self.reset_annotations(ingress.annotations()),
-                "ownerReferences": flagger_k8s::owner_reference(canary).map(|r| vec![r]),
-            },
-            "spec": spec,
-        }))
+        canary_ingress(
+            canary,
+            ingress,
+            &self.reset_annotations(ingress.annotations()),
+            spec,
+        )
     }
 
     /// Creates the canary Ingress, or rewrites its spec when it differs from the copy of the user's Ingress.
@@ -326,6 +319,28 @@ fn canary_spec(canary: &Canary, ingress: &DynamicObject) -> Result<Value, String
 }
 
 /// Calls `f` on every `spec.rules[].http.paths[]` entry.
+/// The canary Ingress `<ingress>-canary` (NGINX and Skipper): the user's Ingress labels, `annotations`,
+/// `spec` and the Canary as controller owner.
+pub(crate) fn canary_ingress(
+    canary: &Canary,
+    ingress: &DynamicObject,
+    annotations: &BTreeMap<String, String>,
+    spec: Value,
+) -> Result<Value, String> {
+    Ok(json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": canary_ingress_name(canary)?,
+            "namespace": canary.metadata.namespace,
+            "labels": ingress.labels(),
+            "annotations": annotations,
+            "ownerReferences": flagger_k8s::owner_reference(canary).map(|r| vec![r]),
+        },
+        "spec": spec,
+    }))
+}
+
 pub(crate) fn for_each_path(spec: &mut Value, mut f: impl FnMut(&mut Value)) {
     let rules = spec.get_mut("rules").and_then(Value::as_array_mut);
     for rule in rules.into_iter().flatten() {
@@ -369,21 +384,6 @@ pub(crate) async fn cached_ingress(
         .map(|o| o.as_ref().clone()))
 }
 
-pub(crate) fn kube_error(
-    action: &'static str,
-    ns: &str,
-    name: &str,
-) -> impl FnOnce(kube::Error) -> RouterError {
-    let (namespace, name) = (ns.to_owned(), name.to_owned());
-    move |source| RouterError::Kube {
-        action,
-        kind: "Ingress".to_owned(),
-        namespace,
-        name,
-        source,
-    }
-}
-
 fn ingress_api(cx: &RouteCx<'_>, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(cx.client.clone(), ns, &ingress_resource())
 }
@@ -419,10 +419,11 @@ pub(crate) async fn ensure_ingress(
                     tracing::info!(canary = %canary.key(), "Ingress {name}.{ns} created");
                     return Ok(());
                 }
-                Err(kube::Error::Api(s)) if s.is_already_exists() => {
-                    api.get(&name).await.map_err(kube_error("read", ns, &name))?
-                }
-                Err(e) => return Err(kube_error("create", ns, &name)(e)),
+                Err(kube::Error::Api(s)) if s.is_already_exists() => api
+                    .get(&name)
+                    .await
+                    .map_err(RouterError::kube("read", "Ingress", ns, &name))?,
+                Err(e) => return Err(RouterError::kube("create", "Ingress", ns, &name)(e)),
             }
         }
     };
@@ -442,9 +443,12 @@ pub(crate) async fn ensure_ingress(
             }
             Err(kube::Error::Api(s)) if s.is_conflict() && !retried => {
                 retried = true;
-                current = api.get(&name).await.map_err(kube_error("read", ns, &name))?;
+                current = api
+                    .get(&name)
+                    .await
+                    .map_err(RouterError::kube("read", "Ingress", ns, &name))?;
             }
-            Err(e) => return Err(kube_error("update", ns, &name)(e)),
+            Err(e) => return Err(RouterError::kube("update", "Ingress", ns, &name)(e)),
         }
     }
 }
@@ -480,9 +484,12 @@ pub(crate) async fn patch_annotations(
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(s)) if s.is_conflict() && !retried => {
                 retried = true;
-                current = api.get(&name).await.map_err(kube_error("read", ns, &name))?;
+                current = api
+                    .get(&name)
+                    .await
+                    .map_err(RouterError::kube("read", "Ingress", ns, &name))?;
             }
-            Err(e) => return Err(kube_error("update", ns, &name)(e)),
+            Err(e) => return Err(RouterError::kube("update", "Ingress", ns, &name)(e)),
         }
     }
 }

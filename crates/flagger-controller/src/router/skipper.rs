@@ -45,7 +45,7 @@ use kube::api::{Api, DeleteParams, DynamicObject};
 use serde_json::{Value, json};
 
 use super::nginx::{
-    cached_ingress, canary_ingress_name, ensure_ingress, ingress_ref, ingress_resource, kube_error,
+    cached_ingress, canary_ingress, canary_ingress_name, ensure_ingress, ingress_ref, ingress_resource,
     namespace, not_found, patch_annotations,
 };
 use super::{RouteCx, RouterError};
@@ -135,20 +135,8 @@ impl SkipperRouter {
                 ingress.name_any()
             ));
         }
-        let name = canary_ingress_name(canary)?;
         let annotations = Self::weighted_annotations(canary, ingress.annotations(), Routes::PRIMARY, false);
-        Ok(json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {
-                "name": name,
-                "namespace": canary.metadata.namespace,
-                "labels": ingress.labels(),
-                "annotations": annotations,
-                "ownerReferences": flagger_k8s::owner_reference(canary).map(|r| vec![r]),
-            },
-            "spec": spec,
-        }))
+        canary_ingress(canary, ingress, &annotations, spec)
     }
 
     /// Creates the canary Ingress, or rewrites its spec (and resets its weights) when it differs.
@@ -217,7 +205,7 @@ impl SkipperRouter {
         match api.delete(&name, &DeleteParams::default().grace_period(2)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
-            Err(e) => Err(kube_error("delete", ns, &name)(e)),
+            Err(e) => Err(RouterError::kube("delete", "Ingress", ns, &name)(e)),
         }
     }
 }

@@ -140,10 +140,11 @@ impl SmiRouter {
                         return Ok(());
                     }
                     // The cache has not seen an object that exists: compare with the live one.
-                    Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                        api.get(apex).await.map_err(kube_error("read", ns, apex))?
-                    }
-                    Err(e) => return Err(kube_error("create", ns, apex)(e)),
+                    Err(kube::Error::Api(status)) if status.is_already_exists() => api
+                        .get(apex)
+                        .await
+                        .map_err(RouterError::kube("read", KIND, ns, apex))?,
+                    Err(e) => return Err(RouterError::kube("create", KIND, ns, apex)(e)),
                 }
             }
         };
@@ -185,9 +186,12 @@ impl SmiRouter {
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() && !retried => {
                     retried = true;
-                    current = api.get(apex).await.map_err(kube_error("read", ns, apex))?;
+                    current = api
+                        .get(apex)
+                        .await
+                        .map_err(RouterError::kube("read", KIND, ns, apex))?;
                 }
-                Err(e) => return Err(kube_error("update", ns, apex)(e)),
+                Err(e) => return Err(RouterError::kube("update", KIND, ns, apex)(e)),
             }
         }
     }
@@ -223,7 +227,7 @@ impl SmiRouter {
         cx.gate.check()?;
         api.patch(apex, &params, &Patch::Merge(&patch))
             .await
-            .map_err(kube_error("update", ns, apex))?;
+            .map_err(RouterError::kube("update", KIND, ns, apex))?;
         Ok(())
     }
 
@@ -256,17 +260,6 @@ fn namespace(canary: &Canary) -> Result<&str, SplitError> {
         .namespace
         .as_deref()
         .ok_or_else(|| SplitError(format!("Canary {} has no namespace", canary.key())))
-}
-
-fn kube_error(action: &'static str, namespace: &str, name: &str) -> impl FnOnce(kube::Error) -> RouterError {
-    let (namespace, name) = (namespace.to_owned(), name.to_owned());
-    move |source| RouterError::Kube {
-        action,
-        kind: KIND.to_owned(),
-        namespace,
-        name,
-        source,
-    }
 }
 
 /// The desired spec: `service` is `service.hosts[0]` (when there are hosts) or the apex name, and all
