@@ -76,7 +76,8 @@ async fn a_dead_endpoint_never_delays_send_nor_other_destinations() {
     }
     assert!(sender.send(Delivery::new(healthy, alert(50))));
     let elapsed = start.elapsed();
-    assert!(elapsed < Duration::from_millis(250), "51 sends took {elapsed:?}");
+    // Each send to the dead endpoint would take its 30s timeout if sending were inline.
+    assert!(elapsed < Duration::from_secs(2), "51 sends took {elapsed:?}");
 
     // The dead endpoint got a connection that hangs; the healthy one is served meanwhile.
     wait_until(DEADLINE, "the dead endpoint's first connection", || {
