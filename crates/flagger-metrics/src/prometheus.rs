@@ -164,7 +164,7 @@ impl PrometheusProvider {
                 PrometheusAuth::Basic { username, password } => {
                     format!(
                         "Basic {}",
-                        base64_encode(format!("{username}:{password}").as_bytes())
+                        crate::providers::base64_encode(format!("{username}:{password}").as_bytes())
                     )
                 }
             };
@@ -340,23 +340,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +353,7 @@ mod tests {
             ("foo", "Zm9v"),
             ("user:pa ss", "dXNlcjpwYSBzcw=="),
         ] {
-            assert_eq!(base64_encode(input.as_bytes()), expected);
+            assert_eq!(crate::providers::base64_encode(input.as_bytes()), expected);
         }
     }
 

@@ -92,11 +92,7 @@ impl MetricProvider for DynatraceProvider {
     }
 
     async fn is_online(&self) -> Result<(), ProviderError> {
-        let request = self
-            .http
-            .get(self.validate_url.clone())
-            .headers(self.headers.clone());
-        fetch(KIND, request, &self.validate_url, only_200).await.map(drop)
+        super::validate(KIND, &self.http, &self.validate_url, &self.headers).await
     }
 }
 

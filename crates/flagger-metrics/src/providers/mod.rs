@@ -319,6 +319,17 @@ pub(crate) fn only_200(status: u16) -> bool {
     status == 200
 }
 
+/// The `is_online` of providers with a validation endpoint: a GET of `url` with `headers`, answered 200.
+pub(crate) async fn validate(
+    provider: &'static str,
+    http: &reqwest::Client,
+    url: &Url,
+    headers: &reqwest::header::HeaderMap,
+) -> Result<(), ProviderError> {
+    let request = http.get(url.clone()).headers(headers.clone());
+    fetch(provider, request, url, only_200).await.map(drop)
+}
+
 /// `url` without its query string, for error messages (queries can be long).
 pub(crate) fn url_without_query(url: &Url) -> String {
     let mut url = url.clone();

@@ -24,8 +24,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    HTTP_TIMEOUT, config_error, credential, error_chain, http_client, join_path, no_values, only_200,
-    parse_error, secret_header, status_error, to_i64, unix_now, url_without_query,
+    HTTP_TIMEOUT, config_error, credential, error_chain, http_client, join_path, no_values, parse_error,
+    secret_header, status_error, to_i64, unix_now, url_without_query,
 };
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit, truncate_body};
 
@@ -132,13 +132,7 @@ impl MetricProvider for SplunkProvider {
     }
 
     async fn is_online(&self) -> Result<(), ProviderError> {
-        let request = self
-            .http
-            .get(self.validate_url.clone())
-            .headers(self.headers.clone());
-        super::fetch(KIND, request, &self.validate_url, only_200)
-            .await
-            .map(drop)
+        super::validate(KIND, &self.http, &self.validate_url, &self.headers).await
     }
 }
 
