@@ -17,6 +17,7 @@ pub mod autoscaler;
 pub mod config;
 pub mod document;
 pub mod duration;
+pub mod goflag;
 pub mod hash;
 pub mod machine;
 pub mod primary;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 use flagger_core::duration::parse_go_duration;
+use flagger_core::goflag::{self, FlagError, parse_bool as parse_go_bool};
 
 /// `flagger-loadtester [FLAGS]`, or `flagger-loadtester hey [hey flags] <url>` to run the built-in load
 /// generator once and print its summary.
@@ -76,85 +77,16 @@ pub enum GateStoreKind {
     Kubernetes,
 }
 
-/// Go's `strconv.ParseBool`.
-pub fn parse_go_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("{value:?} is not a boolean (use true or false)")),
-    }
-}
-
 fn parse_duration(value: &str) -> Result<Duration, String> {
     parse_go_duration(value).map_err(|e| e.to_string())
 }
 
-/// A command line that cannot be understood.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ArgError {
-    /// Not one of the flags.
-    #[error("flag provided but not defined: {0}")]
-    UnknownFlag(String),
-    /// A flag that needs a value came last.
-    #[error("flag needs an argument: {0}")]
-    MissingValue(String),
-}
-
 /// Rewrites Go-style flags (`-name`, `-name=value`, `-name value`) into the `--name=value` form clap
-/// parses. `-h` and `-help` mean `--help`.
-pub fn normalize_args(args: Vec<OsString>) -> Result<Vec<OsString>, ArgError> {
+/// parses ([`goflag::normalize`]).
+pub fn normalize_args(args: Vec<OsString>) -> Result<Vec<OsString>, FlagError> {
     let mut cmd = Cli::command();
     cmd.build();
-    let known: Vec<(String, bool)> = cmd
-        .get_arguments()
-        .filter_map(|a| {
-            let takes = a
-                .get_num_args()
-                .is_some_and(|n| n.takes_values() && n.min_values() > 0);
-            a.get_long().map(|l| (l.to_owned(), takes))
-        })
-        .collect();
-    let mut out = Vec::with_capacity(args.len());
-    let mut iter = args.into_iter();
-    out.extend(iter.next());
-    while let Some(arg) = iter.next() {
-        let Some(text) = arg.to_str() else {
-            out.push(arg);
-            continue;
-        };
-        let Some(body) = text.strip_prefix("--").or_else(|| text.strip_prefix('-')) else {
-            out.push(arg);
-            continue;
-        };
-        if body.is_empty() {
-            out.push(arg);
-            continue;
-        }
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (body, None),
-        };
-        if name == "h" || name == "help" {
-            out.push("--help".into());
-            continue;
-        }
-        let Some((_, needs_value)) = known.iter().find(|(l, _)| l == name) else {
-            return Err(ArgError::UnknownFlag(text.to_owned()));
-        };
-        match value {
-            Some(v) => out.push(format!("--{name}={v}").into()),
-            None if *needs_value => {
-                let v = iter
-                    .next()
-                    .ok_or_else(|| ArgError::MissingValue(text.to_owned()))?;
-                let mut joined = OsString::from(format!("--{name}="));
-                joined.push(v);
-                out.push(joined);
-            }
-            None => out.push(format!("--{name}").into()),
-        }
-    }
-    Ok(out)
+    goflag::normalize(args, &goflag::known_flags(&cmd))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::Parser;
-use flagger_loadtester::cli::{self, ArgError, Cli, GateStoreKind};
+use flagger_loadtester::cli::{self, Cli, GateStoreKind};
 use flagger_loadtester::{Config, FLAGGER_LOADTESTER_VERSION, GateStore, LoadTester, hey};
 use flagger_telemetry::{LogFormat, LogLevel};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     }
     let args = match cli::normalize_args(args) {
         Ok(args) => args,
-        Err(e @ (ArgError::UnknownFlag(_) | ArgError::MissingValue(_))) => {
+        Err(e) => {
             eprintln!("error: {e}\n\nRun 'flagger-loadtester --help' for the list of flags.");
             return ExitCode::from(2);
         }

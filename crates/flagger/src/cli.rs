@@ -4,6 +4,7 @@
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use flagger_core::goflag::{self, FlagError, known_flags, parse_bool as parse_go_bool};
 use flagger_core::{duration::parse_go_duration, provider::MeshProvider};
 
 const ABOUT: &str = "flagger-rs: progressive delivery for Kubernetes, a drop-in replacement for Flagger 1.44";
@@ -429,15 +430,6 @@ pub struct KlogFlags {
     pub log_backtrace_at: String,
 }
 
-/// Go's `strconv.ParseBool`.
-pub fn parse_go_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("{value:?} is not a boolean (use true or false)")),
-    }
-}
-
 fn parse_duration(value: &str) -> Result<Duration, String> {
     parse_go_duration(value).map_err(|e| e.to_string())
 }
@@ -453,97 +445,17 @@ fn parse_klog_severity(value: &str) -> Result<String, String> {
     }
 }
 
-/// A command line that cannot be understood before clap sees it.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ArgError {
-    /// A flag that is neither Flagger's, klog's nor flagger-rs's own.
-    #[error("flag provided but not defined: {0}\n\nRun 'flagger --help' for the list of flags.")]
-    UnknownFlag(String),
-    /// A flag that needs a value came last.
-    #[error("flag needs an argument: {0}")]
-    MissingValue(String),
-}
-
-/// Rewrites a Go-style command line into the GNU form clap parses.
-///
-/// Go's `flag` package accepts `-name`, `--name`, `-name=value` and `-name value` (the last only for flags
-/// that take a value). Every flag token becomes `--name` or `--name=value`; the value of a
-/// `-name value` pair is attached with `=` so that values starting with `-` survive. `-h` and `-help`
-/// mean `--help`. Tokens after `--`, the lone `-` (standard input) and all other positional arguments are
-/// left alone. Unknown flags are reported here, by their spelling on the command line.
-pub fn normalize_args(args: Vec<OsString>) -> Result<Vec<OsString>, ArgError> {
+/// Rewrites a Go-style command line into the GNU form clap parses ([`goflag::normalize`]), with the long
+/// flags of the top-level command and of every subcommand. Unknown flags are reported here, by their
+/// spelling on the command line.
+pub fn normalize_args(args: Vec<OsString>) -> Result<Vec<OsString>, FlagError> {
     let mut cmd = Cli::command();
     cmd.build();
-    // (long name, takes a value that must be given)
-    let mut known: Vec<(String, bool)> = Vec::new();
-    let mut collect = |c: &clap::Command| {
-        for arg in c.get_arguments() {
-            if let Some(long) = arg.get_long() {
-                let needs_value = arg
-                    .get_num_args()
-                    .is_some_and(|n| n.takes_values() && n.min_values() > 0);
-                known.push((long.to_owned(), needs_value));
-            }
-        }
-    };
-    collect(&cmd);
+    let mut known = known_flags(&cmd);
     for sub in cmd.get_subcommands() {
-        collect(sub);
+        known.extend(known_flags(sub));
     }
-
-    let mut out = Vec::with_capacity(args.len());
-    let mut iter = args.into_iter();
-    if let Some(program) = iter.next() {
-        out.push(program);
-    }
-    while let Some(arg) = iter.next() {
-        let Some(text) = arg.to_str() else {
-            out.push(arg);
-            continue;
-        };
-        if text == "--" {
-            out.push(arg);
-            out.extend(iter);
-            break;
-        }
-        let Some(body) = text.strip_prefix("--").or_else(|| text.strip_prefix('-')) else {
-            out.push(arg);
-            continue;
-        };
-        if body.is_empty() {
-            // the lone `-`: standard input
-            out.push(arg);
-            continue;
-        }
-        let (name, value) = match body.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (body, None),
-        };
-        if name == "h" {
-            out.push("-h".into());
-            continue;
-        }
-        if name == "help" {
-            out.push("--help".into());
-            continue;
-        }
-        let Some((_, needs_value)) = known.iter().find(|(long, _)| long == name) else {
-            return Err(ArgError::UnknownFlag(text.to_owned()));
-        };
-        match value {
-            Some(value) => out.push(format!("--{name}={value}").into()),
-            None if *needs_value => {
-                let value = iter
-                    .next()
-                    .ok_or_else(|| ArgError::MissingValue(text.to_owned()))?;
-                let mut joined = OsString::from(format!("--{name}="));
-                joined.push(value);
-                out.push(joined);
-            }
-            None => out.push(format!("--{name}").into()),
-        }
-    }
-    Ok(out)
+    goflag::normalize(args, &known)
 }
 
 #[cfg(test)]
@@ -746,7 +658,7 @@ mod tests {
     fn unknown_flags_are_named() {
         assert_eq!(
             parse_err(&["-mesh-providr=istio"]),
-            "flag provided but not defined: -mesh-providr=istio\n\nRun 'flagger --help' for the list of flags."
+            "flag provided but not defined: -mesh-providr=istio"
         );
         assert!(parse_err(&["crds", "--frobnicate"]).contains("flag provided but not defined: --frobnicate"));
     }

@@ -10,7 +10,7 @@ use std::{io::Write, process::ExitCode};
 use clap::Parser;
 
 use crate::{
-    cli::{ArgError, Cli, Command},
+    cli::{Cli, Command},
     config::Settings,
 };
 
@@ -21,8 +21,8 @@ const FLAGGER_COMPATIBLE: &str = "1.44";
 fn main() -> ExitCode {
     let args = match cli::normalize_args(std::env::args_os().collect()) {
         Ok(args) => args,
-        Err(e @ (ArgError::UnknownFlag(_) | ArgError::MissingValue(_))) => {
-            eprintln!("error: {e}");
+        Err(e) => {
+            eprintln!("error: {e}\n\nRun 'flagger --help' for the list of flags.");
             return ExitCode::from(2);
         }
     };
