@@ -325,22 +325,10 @@ pub fn desired_primary(
 ) -> Result<Deployment, PrimaryError> {
     let (key, value) = selector_label(target, opts)?;
     let primary_value = format!("{value}{PRIMARY_SUFFIX}");
-    let target_name = target.metadata.name.clone().unwrap_or_default();
     let spec = &target.spec;
     let replicas = replicas.unwrap_or_else(|| spec.replicas.filter(|r| *r > 0).unwrap_or(1));
-    let labels = include_by_prefix(target.metadata.labels.as_ref(), &opts.include_label_prefixes);
     Ok(Deployment {
-        metadata: ObjectMeta {
-            name: Some(format!("{target_name}{PRIMARY_SUFFIX}")),
-            namespace: target.metadata.namespace.clone(),
-            labels: Some(with_selector(Some(&labels), &key, &primary_value)),
-            annotations: Some(include_by_prefix(
-                target.metadata.annotations.as_ref(),
-                &opts.include_label_prefixes,
-            )),
-            owner_references: Some(vec![owner]),
-            ..Default::default()
-        },
+        metadata: primary_metadata(&target.metadata, &key, &primary_value, owner, opts),
         spec: DeploymentSpec {
             progress_deadline_seconds: spec.progress_deadline_seconds,
             min_ready_seconds: spec.min_ready_seconds,
@@ -356,6 +344,32 @@ pub fn desired_primary(
         },
         status: None,
     })
+}
+
+/// The metadata of a primary workload: `<target>-primary`, the target's labels and annotations filtered by
+/// `includeLabelPrefix`, the primary selector label, and the Canary as owner.
+fn primary_metadata(
+    target: &ObjectMeta,
+    key: &str,
+    primary_value: &str,
+    owner: OwnerReference,
+    opts: &WorkloadOptions,
+) -> ObjectMeta {
+    let labels = include_by_prefix(target.labels.as_ref(), &opts.include_label_prefixes);
+    ObjectMeta {
+        name: Some(format!(
+            "{}{PRIMARY_SUFFIX}",
+            target.name.as_deref().unwrap_or_default()
+        )),
+        namespace: target.namespace.clone(),
+        labels: Some(with_selector(Some(&labels), key, primary_value)),
+        annotations: Some(include_by_prefix(
+            target.annotations.as_ref(),
+            &opts.include_label_prefixes,
+        )),
+        owner_references: Some(vec![owner]),
+        ..Default::default()
+    }
 }
 
 /// Whether `primary` runs the pod template that `target` would give it: the primary's template equals the
@@ -391,21 +405,9 @@ pub fn desired_primary_daemonset(
     check_rolling_update(target)?;
     let (key, value) = selector_label(target, opts)?;
     let primary_value = format!("{value}{PRIMARY_SUFFIX}");
-    let target_name = target.metadata.name.clone().unwrap_or_default();
     let spec = &target.spec;
-    let labels = include_by_prefix(target.metadata.labels.as_ref(), &opts.include_label_prefixes);
     Ok(DaemonSet {
-        metadata: ObjectMeta {
-            name: Some(format!("{target_name}{PRIMARY_SUFFIX}")),
-            namespace: target.metadata.namespace.clone(),
-            labels: Some(with_selector(Some(&labels), &key, &primary_value)),
-            annotations: Some(include_by_prefix(
-                target.metadata.annotations.as_ref(),
-                &opts.include_label_prefixes,
-            )),
-            owner_references: Some(vec![owner]),
-            ..Default::default()
-        },
+        metadata: primary_metadata(&target.metadata, &key, &primary_value, owner, opts),
         spec: DaemonSetSpec {
             min_ready_seconds: spec.min_ready_seconds,
             revision_history_limit: spec.revision_history_limit,

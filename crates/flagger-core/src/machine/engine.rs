@@ -809,18 +809,23 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// Counts iteration `done + 1` of `n` (A/B and blue/green) with Flagger's event.
+    fn advance_iteration(&mut self, done: i32, n: i32) {
+        self.set_iterations(done + 1);
+        self.normal(format!(
+            "Advance {}.{} canary iteration {}/{n}",
+            self.name,
+            self.namespace,
+            done + 1
+        ));
+    }
+
     fn run_ab(&mut self) -> R<()> {
         let n = self.analysis.iterations();
         let done = self.s0.iterations();
         if n > done {
             self.set_routes(0, 100, false);
-            self.set_iterations(done + 1);
-            self.normal(format!(
-                "Advance {}.{} canary iteration {}/{n}",
-                self.name,
-                self.namespace,
-                done + 1
-            ));
+            self.advance_iteration(done, n);
             return Ok(());
         }
         if !self.confirm_promotion()? {
@@ -841,13 +846,7 @@ impl<'a> Ctx<'a> {
             if !kubernetes && mirror && !routes.mirrored {
                 self.set_routes(100, 0, true);
             }
-            self.set_iterations(done + 1);
-            self.normal(format!(
-                "Advance {}.{} canary iteration {}/{n}",
-                self.name,
-                self.namespace,
-                done + 1
-            ));
+            self.advance_iteration(done, n);
             return Ok(());
         }
         if !self.confirm_promotion()? {
