@@ -110,6 +110,11 @@ fn test(args: &[&str]) -> Result<()> {
         "warnings",
     ]))?;
 
+    // Always a fresh control plane of its own, as on CI's clean clone: a test that only passes because an
+    // earlier run (or a developer's `testenv up` cluster) left CRDs or objects behind fails here too. Its
+    // ports are chosen at start, so it runs beside a developer's cluster.
+    testenv::use_state_dir(testenv::state_dir().join("test-run"));
+    testenv::down()?;
     let guard = testenv::ensure_up(true, testenv::DEFAULT_NODES)?;
     let env = testenv::env_vars()?;
     let mut cmd = cargo();

@@ -2,6 +2,7 @@
 //!
 //! State lives in `<repo>/.testenv/` (or `$FLAGGER_TESTENV_STATE`): `cluster/` belongs to the Go supervisor
 //! (`testenv up`), `prometheus/` to Prometheus. Processes are always stopped by their recorded pids.
+//! `cargo xtask test` uses `.testenv/test-run/` instead: a fresh control plane for every run.
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -53,7 +54,18 @@ pub fn cli(args: &[&str]) -> Result<()> {
     }
 }
 
+/// The state directory `cargo xtask test` uses instead of the default, set once at its start.
+static STATE_OVERRIDE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes this process use its own control plane in `dir` (see [`state_dir`]).
+pub fn use_state_dir(dir: PathBuf) {
+    let _ = STATE_OVERRIDE.set(dir);
+}
+
 pub fn state_dir() -> PathBuf {
+    if let Some(dir) = STATE_OVERRIDE.get() {
+        return dir.clone();
+    }
     std::env::var_os("FLAGGER_TESTENV_STATE").map_or_else(|| root().join(".testenv"), PathBuf::from)
 }
 
