@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::builtin::collapse_whitespace;
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, truncate_body};
+use crate::providers;
 
 const KIND: &str = "prometheus";
 
@@ -46,7 +47,7 @@ impl std::fmt::Debug for PrometheusAuth {
 impl PrometheusAuth {
     /// Flagger's rule for a Secret's data: `token` if present, else both `username` and `password`.
     pub fn from_secret(data: &BTreeMap<String, Vec<u8>>) -> Result<Self, ProviderError> {
-        let get = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(v).into_owned());
+        let get = |key: &str| providers::credential(data, key);
         if let Some(token) = get("token") {
             return Ok(Self::Bearer(token));
         }
@@ -123,23 +124,8 @@ pub struct PrometheusProvider {
 impl PrometheusProvider {
     /// Validates `config` and builds the client.
     pub fn new(config: PrometheusConfig) -> Result<Self, ProviderError> {
-        let invalid = |reason: String| ProviderError::InvalidAddress {
-            provider: KIND,
-            address: config.address.clone(),
-            reason,
-        };
-        let mut base = Url::parse(&config.address).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(invalid(format!(
-                "scheme {:?} is not http or https",
-                base.scheme()
-            )));
-        }
         // Flagger joins the base path with `api/v1/query` and drops the base's query and fragment.
-        let path = format!("{}/api/v1/query", base.path().trim_end_matches('/'));
-        base.set_path(&path);
-        base.set_query(None);
-        base.set_fragment(None);
+        let query_url = providers::join_path(&providers::base_url(KIND, &config.address)?, "/api/v1/query");
 
         let mut headers = HeaderMap::new();
         for (name, values) in &config.headers {
@@ -164,31 +150,18 @@ impl PrometheusProvider {
                 PrometheusAuth::Basic { username, password } => {
                     format!(
                         "Basic {}",
-                        crate::providers::base64_encode(format!("{username}:{password}").as_bytes())
+                        providers::base64_encode(format!("{username}:{password}").as_bytes())
                     )
                 }
             };
-            let mut value = HeaderValue::from_str(&value).map_err(|e| ProviderError::InvalidHeader {
-                provider: KIND,
-                name: AUTHORIZATION.to_string(),
-                reason: format!("credentials are not a valid header value: {e}"),
-            })?;
-            value.set_sensitive(true);
+            let value = providers::secret_header(KIND, AUTHORIZATION.as_str(), &value)?;
             // The Secret's credentials replace an Authorization header from the template.
             headers.insert(AUTHORIZATION, value);
         }
 
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .tls_danger_accept_invalid_certs(config.insecure_skip_verify)
-            .build()
-            .map_err(|e| ProviderError::Client {
-                provider: KIND,
-                reason: error_chain(&e),
-            })?;
         Ok(Self {
-            http,
-            query_url: base,
+            http: providers::http_client(KIND, config.timeout, config.insecure_skip_verify)?,
+            query_url,
             headers,
         })
     }
@@ -200,29 +173,12 @@ impl PrometheusProvider {
 
     async fn query(&self, query: &str) -> Result<f64, ProviderError> {
         let query = collapse_whitespace(query);
-        let request_error = |e: reqwest::Error| ProviderError::Request {
-            provider: KIND,
-            url: self.query_url.to_string(),
-            reason: error_chain(&e),
-        };
-        let response = self
+        let request = self
             .http
             .get(self.query_url.clone())
             .query(&[("query", query.as_str())])
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .map_err(request_error)?;
-        let status = response.status();
-        let body = response.text().await.map_err(request_error)?;
-        if status.as_u16() >= 400 {
-            return Err(ProviderError::Status {
-                provider: KIND,
-                status: status.as_u16(),
-                status_text: status.canonical_reason().unwrap_or_default().to_owned(),
-                body: truncate_body(&body),
-            });
-        }
+            .headers(self.headers.clone());
+        let body = providers::fetch(KIND, request, &self.query_url, |status| status < 400).await?;
         parse_response(&body)
     }
 }
@@ -323,21 +279,6 @@ fn parse_go_float(s: &str) -> Option<f64> {
         "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
         _ => s.parse().ok().filter(|v: &f64| v.is_finite()),
     }
-}
-
-/// An error and its sources, `: `-separated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
