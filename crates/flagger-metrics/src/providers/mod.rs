@@ -75,7 +75,7 @@ pub enum AnyProvider {
 
 impl AnyProvider {
     /// Builds the provider `init.provider.type_` names. A type Flagger does not know is built as Prometheus
-    /// (see [`falls_back_to_prometheus`]). A known type this build cannot query is an error.
+    /// (see [`falls_back_to_prometheus`]).
     pub fn new(init: &ProviderInit<'_>) -> Result<Self, ProviderError> {
         match init.provider.type_.as_str() {
             "prometheus" => prometheus(init),
@@ -91,11 +91,8 @@ impl AnyProvider {
                 externalmetrics::ExternalMetricsProvider::new(init).map(Self::ExternalMetrics)
             }
             "keptn" => keptn::KeptnProvider::new(init).map(Self::Keptn),
-            other if falls_back_to_prometheus(other) => prometheus(init),
-            other => Err(ProviderError::Config {
-                provider: known_type(other),
-                message: format!("the {other} metric provider is not available in this build of flagger-rs"),
-            }),
+            // Every other type is unknown to Flagger (see `falls_back_to_prometheus`).
+            _ => prometheus(init),
         }
     }
 }
@@ -103,15 +100,6 @@ impl AnyProvider {
 fn prometheus(init: &ProviderInit<'_>) -> Result<AnyProvider, ProviderError> {
     let config = PrometheusConfig::from_template(init.provider, Some(init.credentials))?;
     Ok(AnyProvider::Prometheus(PrometheusProvider::new(config)?))
-}
-
-/// The `&'static` spelling of a known type.
-fn known_type(type_: &str) -> &'static str {
-    KNOWN_TYPES
-        .iter()
-        .find(|t| **t == type_)
-        .copied()
-        .unwrap_or("prometheus")
 }
 
 impl MetricProvider for AnyProvider {
