@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::builtin::collapse_whitespace;
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, truncate_body};
-use crate::providers;
+use crate::providers::{self, parse_go_float};
 
 const KIND: &str = "prometheus";
 
@@ -268,16 +268,6 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
             reason: NoDataReason::NaN,
         }),
         Some(v) => Ok(v),
-    }
-}
-
-/// Go's `strconv.ParseFloat` on Prometheus' value strings (`1.5`, `NaN`, `+Inf`, `-Inf`, `1e-3`).
-fn parse_go_float(s: &str) -> Option<f64> {
-    match s.to_ascii_lowercase().as_str() {
-        "nan" => Some(f64::NAN),
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        _ => s.parse().ok().filter(|v: &f64| v.is_finite()),
     }
 }
 

@@ -15,7 +15,7 @@ use url::Url;
 
 use super::{
     HTTP_TIMEOUT, base_url, base64_encode, fetch, http_client, join_path, no_values, not_nan, parse_error,
-    secret_header,
+    parse_go_float, secret_header,
 };
 use crate::builtin::collapse_whitespace;
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit};
@@ -147,7 +147,8 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
                     );
                 }
                 Value::String(s) => {
-                    last = Some(parse_float(s).ok_or_else(|| error(format!("value {s:?} is not a number")))?);
+                    last =
+                        Some(parse_go_float(s).ok_or_else(|| error(format!("value {s:?} is not a number")))?);
                 }
                 other => return Err(error(format!("value {other} is not a number"))),
             }
@@ -155,14 +156,4 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
     }
     let value = last.ok_or(no_values(KIND, NoDataReason::Empty))?;
     not_nan(KIND, value)
-}
-
-/// Go's `strconv.ParseFloat` on the usual spellings (`1.5`, `NaN`, `+Inf`, `1e-3`).
-fn parse_float(s: &str) -> Option<f64> {
-    match s.to_ascii_lowercase().as_str() {
-        "nan" => Some(f64::NAN),
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        _ => s.parse().ok().filter(|v: &f64| v.is_finite()),
-    }
 }

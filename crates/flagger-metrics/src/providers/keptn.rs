@@ -321,11 +321,8 @@ impl KeptnProvider {
 fn parse_go_float(s: &str) -> Option<f64> {
     match s.to_ascii_lowercase().trim_start_matches('+') {
         "nan" => Some(f64::NAN),
-        "inf" | "infinity" => Some(if s.starts_with('-') {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        }),
+        // Only `+` is trimmed, so a match here never starts with `-`.
+        "inf" | "infinity" => Some(f64::INFINITY),
         "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
         _ => s.parse().ok(),
     }

@@ -348,6 +348,17 @@ pub(crate) fn not_nan(provider: &'static str, value: f64) -> Result<f64, Provide
     }
 }
 
+/// Go's `strconv.ParseFloat` on the usual value spellings (`1.5`, `NaN`, `+Inf`, `-Inf`, `1e-3`); an
+/// out-of-range finite spelling (`1e999`) is not a number.
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
+    match s.to_ascii_lowercase().as_str() {
+        "nan" => Some(f64::NAN),
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => s.parse().ok().filter(|v: &f64| v.is_finite()),
+    }
+}
+
 /// The time since the Unix epoch (zero if the clock is before it).
 pub(crate) fn unix_now() -> Duration {
     SystemTime::now()
