@@ -27,7 +27,7 @@ use flagger_metrics::{
 };
 use flagger_telemetry::OperatorMetrics;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 
@@ -251,7 +251,7 @@ impl Backend for ClusterBackend<'_> {
     }
 
     async fn knative_revision(&self, namespace: &str, name: &str) -> Result<String, String> {
-        let resource = knative_service_resource();
+        let resource = crate::knative::service_resource();
         let store = self
             .caches
             .dynamic(&resource, true)
@@ -260,21 +260,8 @@ impl Backend for ClusterBackend<'_> {
         let service = store
             .get(&ObjectRef::<DynamicObject>::new_with(name, resource).within(namespace))
             .ok_or_else(|| format!("services.serving.knative.dev {name:?} not found"))?;
-        Ok(service
-            .data
-            .pointer("/status/latestCreatedRevisionName")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned())
+        Ok(crate::knative::latest_revision(&service).unwrap_or_default())
     }
-}
-
-/// `serving.knative.dev/v1` `Service`.
-fn knative_service_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("serving.knative.dev", "v1", "Service"),
-        "services",
-    )
 }
 
 /// The API server's message for an API error (as client-go prints it: `secrets "x" not found`), else the
