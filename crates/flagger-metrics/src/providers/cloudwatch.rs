@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use super::{HTTP_TIMEOUT, base_url, config_error, error_chain, http_client, parse_error, status_error};
+use super::{
+    HTTP_TIMEOUT, base_url, config_error, error_chain, hex, http_client, parse_error, status_error,
+    uri_encode,
+};
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit};
 
 const KIND: &str = "cloudwatch";
@@ -183,29 +186,6 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
         .as_ref()
         .to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
-
-/// RFC 3986 percent-encoding of everything but unreserved characters (and `/` when `keep_slash`).
-fn uri_encode(input: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(input.len());
-    for b in input.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The canonical URI of services other than S3: the sent path encoded once more.

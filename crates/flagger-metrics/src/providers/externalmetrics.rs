@@ -51,8 +51,8 @@ impl ExternalMetricQuery {
     pub fn path_and_query(&self) -> String {
         let mut path = format!(
             "{API_PATH}/namespaces/{}/{}",
-            path_segment(&self.namespace),
-            path_segment(&self.metric)
+            super::uri_encode(&self.namespace, false),
+            super::uri_encode(&self.metric, false)
         );
         if !self.label_selector.is_empty() {
             path.push('?');
@@ -139,19 +139,6 @@ fn percent_decode(input: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-fn path_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Label selector operators.

@@ -138,13 +138,10 @@ fn random_suffix() -> String {
     let mut bytes = [0u8; 3];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         // The system RNG failed: fall back to the clock, which still varies between calls.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
+        let nanos = super::unix_now().subsec_nanos();
         bytes = [(nanos >> 16) as u8, (nanos >> 8) as u8, nanos as u8];
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::hex(&bytes)
 }
 
 /// A Keptn client over the operator's Kubernetes API client.
