@@ -766,20 +766,6 @@ fn retry_policy(version: AppMeshVersion, canary: &Canary) -> Option<Value> {
     })
 }
 
-/// The route prefix: `service.match[0].uri.prefix`, or `/`.
-fn route_prefix(canary: &Canary) -> String {
-    canary
-        .spec
-        .service
-        .match_
-        .as_deref()
-        .and_then(|m| m.first())
-        .and_then(|m| m.uri.as_ref())
-        .and_then(|u| u.prefix.clone())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/".to_owned())
-}
-
 /// The header matches of `analysis.match` (every header of every match, sorted by name within a match).
 fn header_matches(canary: &Canary) -> Vec<Value> {
     let matches = canary
@@ -845,7 +831,7 @@ pub fn desired_routes(version: AppMeshVersion, canary: &Canary, canary_weight: i
         if !headers.is_empty() {
             matcher.insert("headers".to_owned(), Value::Array(headers));
         }
-        matcher.insert("prefix".to_owned(), Value::from(route_prefix(canary)));
+        matcher.insert("prefix".to_owned(), Value::from(super::route_prefix(canary)));
         let mut route = Map::new();
         route.insert("match".to_owned(), Value::Object(matcher));
         route.insert("action".to_owned(), json!({"weightedTargets": targets}));
@@ -1315,7 +1301,7 @@ mod tests {
         );
         assert_eq!(container_port(&c), 80);
         assert_eq!(protocol(&c), "grpc");
-        assert_eq!(route_prefix(&c), "/");
+        assert_eq!(super::super::route_prefix(&c), "/");
         assert_eq!(
             retry_policy(AppMeshVersion::V1beta2, &c),
             Some(json!({"httpRetryEvents": ["gateway-error"], "maxRetries": 1,

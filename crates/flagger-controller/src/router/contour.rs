@@ -82,7 +82,7 @@ impl ContourRouter {
 
     /// The spec Flagger writes for `routes`.
     pub fn desired_spec(&self, canary: &Canary, routes: Routes) -> Value {
-        let prefix_condition = json!([{"prefix": prefix(canary)}]);
+        let prefix_condition = json!([{"prefix": super::route_prefix(canary)}]);
         let analysis_match = canary
             .analysis()
             .map(|a| a.match_conditions())
@@ -341,23 +341,9 @@ fn without_weights(routes: &Value) -> Value {
     routes
 }
 
-/// `service.match[0].uri.prefix`, or `/`.
-fn prefix(canary: &Canary) -> String {
-    canary
-        .spec
-        .service
-        .match_
-        .as_deref()
-        .and_then(|m| m.first())
-        .and_then(|m| m.uri.as_ref())
-        .and_then(|u| u.prefix.clone())
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/".to_owned())
-}
-
 /// One condition per analysis header: `exact`, or `contains` for a suffix (then prefix) match.
 fn header_conditions(canary: &Canary) -> Vec<Value> {
-    let prefix = prefix(canary);
+    let prefix = super::route_prefix(canary);
     let mut out = Vec::new();
     for m in canary
         .analysis()

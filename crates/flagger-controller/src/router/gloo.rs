@@ -211,16 +211,12 @@ impl GlooRouter {
             canary.primary_service_name()
         };
         let services: Api<Service> = Api::namespaced(cx.client.clone(), ns);
-        let service = services
-            .get(&service_name)
-            .await
-            .map_err(|source| RouterError::Kube {
-                action: "read",
-                kind: "Service".to_owned(),
-                namespace: ns.to_owned(),
-                name: service_name.clone(),
-                source,
-            })?;
+        let service = services.get(&service_name).await.map_err(RouterError::kube(
+            "read",
+            "Service",
+            ns,
+            &service_name,
+        ))?;
         let selector = service.spec.and_then(|s| s.selector).unwrap_or_default();
         let object = desired_upstream(canary, is_canary, &json!(selector), config);
         cx.gate.check()?;

@@ -263,6 +263,20 @@ impl AnyRouter {
     }
 }
 
+/// The path prefix a route matches (App Mesh, Contour): `service.match[0].uri.prefix`, or `/`.
+pub(crate) fn route_prefix(canary: &Canary) -> String {
+    canary
+        .spec
+        .service
+        .match_
+        .as_deref()
+        .and_then(|m| m.first())
+        .and_then(|m| m.uri.as_ref())
+        .and_then(|u| u.prefix.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/".to_owned())
+}
+
 /// The operator flags routers need: `-ingress-annotations-prefix` (NGINX), `-ingress-class` (Contour) and
 /// `-selector-labels` (App Mesh's pod selectors).
 #[derive(Clone, Debug, PartialEq, Eq)]
