@@ -21,7 +21,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    HTTP_TIMEOUT, base_url, config_error, error_chain, hex, http_client, parse_error, status_error,
+    HTTP_TIMEOUT, base_url, config_error, hex, http_client, parse_error, secret_header, send, status_error,
     uri_encode,
 };
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit};
@@ -483,25 +483,17 @@ impl CloudWatchProvider {
             }
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
-        let mut authorization = header_value(&signature.authorization)?;
-        authorization.set_sensitive(true);
-        headers.insert(AUTHORIZATION, authorization);
-        let request_error = |e: reqwest::Error| ProviderError::Request {
-            provider: KIND,
-            url: self.endpoint.to_string(),
-            reason: error_chain(&e),
-        };
-        let response = self
+        headers.insert(
+            AUTHORIZATION,
+            secret_header(KIND, "authorization", &signature.authorization)?,
+        );
+        let request = self
             .http
             .post(self.endpoint.clone())
             .headers(headers)
-            .body(body.to_vec())
-            .send()
-            .await
-            .map_err(request_error)?;
-        let status = response.status();
-        let body = response.text().await.map_err(request_error)?;
-        Ok((status, body))
+            .body(body.to_vec());
+        // `endpoint` has no query string (`base_url`), so errors name it in full, as before.
+        send(KIND, request, &self.endpoint).await
     }
 
     async fn query(&self, query: &str) -> Result<f64, ProviderError> {

@@ -270,14 +270,13 @@ pub(crate) fn secret_header(
     Ok(value)
 }
 
-/// Sends `request` (to `url`, named in errors) and returns the body when `accept(status)`, else a
-/// [`ProviderError::Status`].
-pub(crate) async fn fetch(
+/// Sends `request` (to `url`, named without its query in errors) and returns the status and body; a
+/// failed send or body read is a [`ProviderError::Request`].
+pub(crate) async fn send(
     provider: &'static str,
     request: reqwest::RequestBuilder,
     url: &Url,
-    accept: fn(u16) -> bool,
-) -> Result<String, ProviderError> {
+) -> Result<(reqwest::StatusCode, String), ProviderError> {
     let request_error = |e: reqwest::Error| ProviderError::Request {
         provider,
         url: url_without_query(url),
@@ -286,6 +285,18 @@ pub(crate) async fn fetch(
     let response = request.send().await.map_err(request_error)?;
     let status = response.status();
     let body = response.text().await.map_err(request_error)?;
+    Ok((status, body))
+}
+
+/// Sends `request` (to `url`, named in errors) and returns the body when `accept(status)`, else a
+/// [`ProviderError::Status`].
+pub(crate) async fn fetch(
+    provider: &'static str,
+    request: reqwest::RequestBuilder,
+    url: &Url,
+    accept: fn(u16) -> bool,
+) -> Result<String, ProviderError> {
+    let (status, body) = send(provider, request, url).await?;
     if !accept(status.as_u16()) {
         return Err(status_error(provider, status, &body));
     }

@@ -26,7 +26,7 @@ use url::Url;
 
 use super::{
     HTTP_TIMEOUT, base_url, base64_encode, config_error, credential, error_chain, http_client, join_path,
-    parse_error, status_error,
+    parse_error, send, status_error,
 };
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit, truncate_body};
 
@@ -291,22 +291,13 @@ impl StackdriverProvider {
         if let Some(page_token) = page_token {
             body["pageToken"] = Value::String(page_token.to_owned());
         }
-        let request_error = |e: reqwest::Error| ProviderError::Request {
-            provider: KIND,
-            url: self.query_url.to_string(),
-            reason: error_chain(&e),
-        };
-        let response = self
+        let request = self
             .http
             .post(self.query_url.clone())
             .header(AUTHORIZATION, authorization)
-            .json(&body)
-            .send()
-            .await
-            .map_err(request_error)?;
-        let status = response.status();
-        let text = response.text().await.map_err(request_error)?;
-        Ok((status, text))
+            .json(&body);
+        // `query_url` has no query string, so errors name it in full, as before.
+        send(KIND, request, &self.query_url).await
     }
 
     async fn query(&self, query: &str) -> Result<f64, ProviderError> {
