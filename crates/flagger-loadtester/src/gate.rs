@@ -81,14 +81,6 @@ impl GateStore {
         }))
     }
 
-    /// `memory` or `kubernetes`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Memory(_) => "memory",
-            Self::Kubernetes(_) => "kubernetes",
-        }
-    }
-
     /// Whether gate `key` is open.
     pub async fn is_open(&self, key: &str) -> Result<bool, GateError> {
         match self {

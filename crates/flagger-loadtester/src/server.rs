@@ -239,11 +239,9 @@ impl LoadTester {
         let app = router(state).merge(flagger_telemetry::router(Arc::new(registry), readiness));
         let stop = CancellationToken::new();
         let shutdown = stop.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-        });
+        let server = tokio::spawn(flagger_telemetry::serve(listener, app, async move {
+            shutdown.cancelled().await;
+        }));
         Ok(Self {
             addr,
             stop,

@@ -18,7 +18,6 @@ mod work;
 
 use std::time::Duration;
 
-use flagger_core::duration::parse_go_duration;
 use regex::Regex;
 
 pub use report::Report;
@@ -158,11 +157,7 @@ fn invalid(flag: &str, value: &str, reason: impl ToString) -> ParseError {
 }
 
 fn go_bool(flag: &str, value: &str) -> Result<bool, ParseError> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(invalid(flag, value, "parse error")),
-    }
+    flagger_core::goflag::parse_bool(value).map_err(|_| invalid(flag, value, "parse error"))
 }
 
 fn int(flag: &str, value: &str) -> Result<i64, ParseError> {
@@ -245,11 +240,7 @@ pub fn parse(args: &[String]) -> Result<Option<Options>, ParseError> {
         Some(v) => {
             // Go's flag.Duration: a negative duration is accepted and means "no duration".
             let d = flagger_core::duration::parse_go_duration_nanos(v).map_err(|e| invalid("z", v, e))?;
-            if d > 0 {
-                Some(parse_go_duration(v).map_err(|e| invalid("z", v, e))?)
-            } else {
-                None
-            }
+            (d > 0).then(|| Duration::from_nanos(d.unsigned_abs()))
         }
         None => None,
     };

@@ -51,30 +51,7 @@ impl Report {
     /// hey's latency distribution: `(percentile, seconds)` for 10, 25, 50, 75, 90, 95 and 99; `(0, 0.0)`
     /// where hey has no value.
     pub fn percentiles(&self) -> Vec<(u32, f64)> {
-        let lats = self.sorted();
-        let pctls = [10usize, 25, 50, 75, 90, 95, 99];
-        let mut data = [0.0f64; 7];
-        let mut j = 0;
-        for (i, lat) in lats.iter().enumerate() {
-            if j >= pctls.len() {
-                break;
-            }
-            if i * 100 / lats.len() >= pctls[j] {
-                data[j] = *lat;
-                j += 1;
-            }
-        }
-        pctls
-            .iter()
-            .zip(data)
-            .map(|(&p, d)| {
-                if d > 0.0 {
-                    (u32::try_from(p).unwrap_or_default(), d)
-                } else {
-                    (0, 0.0)
-                }
-            })
-            .collect()
+        percentiles_of(&self.sorted())
     }
 
     /// The latency at percentile `p` of [`Report::percentiles`] (e.g. 99).
@@ -152,7 +129,7 @@ impl Report {
             Self::histogram(&lats)
         );
         if !lats.is_empty() {
-            for (p, v) in self.percentiles() {
+            for (p, v) in percentiles_of(&lats) {
                 // hey's template writes `%%`; its v0.1.5 release (what `go install ...@latest` gets) prints
                 // it as it is (`99%% in 0.0088 secs`).
                 let _ = write!(s, "\n  {p}%% in {} secs", num(v));
@@ -172,6 +149,33 @@ impl Report {
         s.push_str("\n\n");
         s
     }
+}
+
+/// hey's latency distribution of the `sorted` latencies (see [`Report::percentiles`]).
+fn percentiles_of(lats: &[f64]) -> Vec<(u32, f64)> {
+    let pctls = [10usize, 25, 50, 75, 90, 95, 99];
+    let mut data = [0.0f64; 7];
+    let mut j = 0;
+    for (i, lat) in lats.iter().enumerate() {
+        if j >= pctls.len() {
+            break;
+        }
+        if i * 100 / lats.len() >= pctls[j] {
+            data[j] = *lat;
+            j += 1;
+        }
+    }
+    pctls
+        .iter()
+        .zip(data)
+        .map(|(&p, d)| {
+            if d > 0.0 {
+                (u32::try_from(p).unwrap_or_default(), d)
+            } else {
+                (0, 0.0)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

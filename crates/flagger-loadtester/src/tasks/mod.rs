@@ -96,10 +96,7 @@ pub struct Runner {
 
 /// Go's `strconv.ParseBool`; anything else is `false`, as Flagger ignores the parse error.
 fn go_bool(value: Option<&String>) -> bool {
-    matches!(
-        value.map(String::as_str),
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True")
-    )
+    value.is_some_and(|v| flagger_core::goflag::parse_bool(v) == Ok(true))
 }
 
 /// `command <cmd> failed: <output>: <error>`, Flagger's error text for blocking tasks.
