@@ -21,8 +21,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    HTTP_TIMEOUT, base_url, config_error, hex, http_client, parse_error, secret_header, send, status_error,
-    uri_encode,
+    HTTP_TIMEOUT, base_url, config_error, hex, http_client, no_values, not_nan, parse_error, secret_header,
+    send, status_error, uri_encode,
 };
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit};
 
@@ -540,7 +540,7 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
     let json: Value =
         serde_json::from_str(body).map_err(|e| parse_error(KIND, format!("invalid JSON: {e}"), body))?;
     let results = match json.get("MetricDataResults") {
-        None | Some(Value::Null) => return Err(no_values(NoDataReason::Empty)),
+        None | Some(Value::Null) => return Err(no_values(KIND, NoDataReason::Empty)),
         Some(Value::Array(results)) => results,
         Some(other) => {
             return Err(parse_error(
@@ -551,15 +551,15 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
         }
     };
     let Some(first) = results.first() else {
-        return Err(no_values(NoDataReason::Empty));
+        return Err(no_values(KIND, NoDataReason::Empty));
     };
     let values = match first.get("Values") {
-        None | Some(Value::Null) => return Err(no_values(NoDataReason::Empty)),
+        None | Some(Value::Null) => return Err(no_values(KIND, NoDataReason::Empty)),
         Some(Value::Array(values)) => values,
         Some(other) => return Err(parse_error(KIND, format!("Values is not a list: {other}"), body)),
     };
     let Some(value) = values.first() else {
-        return Err(no_values(NoDataReason::Empty));
+        return Err(no_values(KIND, NoDataReason::Empty));
     };
     // The JSON protocol writes non-finite doubles as strings.
     let value = match value {
@@ -573,17 +573,7 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
         _ => None,
     }
     .ok_or_else(|| parse_error(KIND, format!("value {value} is not a number"), body))?;
-    if value.is_nan() {
-        return Err(no_values(NoDataReason::NaN));
-    }
-    Ok(value)
-}
-
-fn no_values(reason: NoDataReason) -> ProviderError {
-    ProviderError::NoValues {
-        provider: KIND,
-        reason,
-    }
+    not_nan(KIND, value)
 }
 
 impl MetricProvider for CloudWatchProvider {

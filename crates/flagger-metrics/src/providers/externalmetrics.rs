@@ -22,7 +22,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    HTTP_TIMEOUT, base_url, config_error, credential, error_chain, http_client, parse_error, secret_header,
+    HTTP_TIMEOUT, base_url, config_error, credential, error_chain, http_client, no_values, parse_error,
+    secret_header,
 };
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit, truncate_body};
 
@@ -428,10 +429,7 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
         Some(other) => return Err(parse_error(KIND, format!("items is not a list: {other}"), body)),
     };
     let Some(item) = items.first() else {
-        return Err(ProviderError::NoValues {
-            provider: KIND,
-            reason: NoDataReason::Empty,
-        });
+        return Err(no_values(KIND, NoDataReason::Empty));
     };
     let value = match item.get("value") {
         Some(Value::String(s)) => parse_quantity(s),

@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use super::config_error;
+use super::{config_error, no_values, not_nan};
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit};
 
 const KIND: &str = "keptn";
@@ -202,23 +202,14 @@ impl KeptnProvider {
             reason: format!("could not retrieve KeptnMetric {namespace}/{name}: {e}"),
         })?;
         let Some(value) = object.data.pointer("/status/value").and_then(Value::as_str) else {
-            return Err(ProviderError::NoValues {
-                provider: KIND,
-                reason: NoDataReason::Empty,
-            });
+            return Err(no_values(KIND, NoDataReason::Empty));
         };
         let parsed = parse_go_float(value).ok_or_else(|| ProviderError::Parse {
             provider: KIND,
             detail: format!("could not parse value of KeptnMetric {namespace}/{name} to float"),
             body: value.to_owned(),
         })?;
-        if parsed.is_nan() {
-            return Err(ProviderError::NoValues {
-                provider: KIND,
-                reason: NoDataReason::NaN,
-            });
-        }
-        Ok(parsed)
+        not_nan(KIND, parsed)
     }
 
     async fn analysis(

@@ -26,7 +26,7 @@ use url::Url;
 
 use super::{
     HTTP_TIMEOUT, base_url, base64_encode, config_error, credential, error_chain, http_client, join_path,
-    parse_error, send, status_error,
+    no_values, not_nan, parse_error, send, status_error,
 };
 use crate::provider::{MetricProvider, NoDataReason, ProviderError, ProviderInit, truncate_body};
 
@@ -313,10 +313,7 @@ impl StackdriverProvider {
                 Page::Empty => break,
             }
         }
-        Err(ProviderError::NoValues {
-            provider: KIND,
-            reason: NoDataReason::Empty,
-        })
+        Err(no_values(KIND, NoDataReason::Empty))
     }
 }
 
@@ -358,10 +355,7 @@ fn parse_page(body: &str) -> Result<Page, ProviderError> {
 
 /// `pointData[0].values[0].doubleValue` of a series.
 fn first_value(series: &Value, body: &str) -> Result<f64, ProviderError> {
-    let empty = ProviderError::NoValues {
-        provider: KIND,
-        reason: NoDataReason::Empty,
-    };
+    let empty = no_values(KIND, NoDataReason::Empty);
     let list = |value: Option<&Value>, name: &str| -> Result<Option<Value>, ProviderError> {
         match value {
             None | Some(Value::Null) => Ok(None),
@@ -396,13 +390,7 @@ fn first_value(series: &Value, body: &str) -> Result<f64, ProviderError> {
             ));
         }
     };
-    if double.is_nan() {
-        return Err(ProviderError::NoValues {
-            provider: KIND,
-            reason: NoDataReason::NaN,
-        });
-    }
-    Ok(double)
+    not_nan(KIND, double)
 }
 
 fn service_account(json: &[u8]) -> Result<TokenSource, ProviderError> {
