@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cargo, root, run};
+use crate::{cargo, run};
 
 const USAGE: &str = "cargo xtask bench loadgen [--duration 10s] [--concurrency 50]";
 
@@ -32,13 +32,9 @@ pub fn cli(args: &[&str]) -> Result<()> {
     }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
-}
-
 /// `hey` from the cache dir, installed with `go install` when missing.
 fn hey() -> Result<PathBuf> {
-    let bin_dir = target_dir().join("bench").join("bin");
+    let bin_dir = crate::target_dir().join("bench").join("bin");
     let hey = bin_dir.join("hey");
     if !hey.exists() {
         std::fs::create_dir_all(&bin_dir)?;
@@ -113,7 +109,7 @@ fn load(program: &Path, prefix: &[&str], duration: &str, concurrency: &str, url:
 
 fn loadgen(duration: &str, concurrency: &str) -> Result<()> {
     run(cargo().args(["build", "--release", "-p", "flagger-loadtester", "-p", "testapp"]))?;
-    let release = target_dir().join("release");
+    let release = crate::target_dir().join("release");
     let hey = hey()?;
     let (_app, addr) = testapp(&release.join("testapp"))?;
     let url = format!("http://{addr}/");

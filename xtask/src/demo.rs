@@ -187,8 +187,7 @@ impl Paths {
         };
         let dir = testenv::state_dir().join("demo");
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let target =
-            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+        let target = crate::target_dir();
         Ok(Self {
             admin_kubeconfig: PathBuf::from(var("KUBECONFIG")?),
             operator_kubeconfig: dir.join("flagger.kubeconfig"),

@@ -1,7 +1,6 @@
 //! `cargo xtask dist`: release builds of the binaries that ship (`flagger`, `flagger-loadtester`), with
 //! their sizes.
 
-use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
@@ -22,7 +21,7 @@ pub fn cli(args: &[&str]) -> Result<()> {
         cmd.args(["-p", package]);
     }
     crate::run(&mut cmd)?;
-    let dir = target_dir().join("release");
+    let dir = crate::target_dir().join("release");
     println!("{:<22} {:>12} {:>10}  path", "binary", "bytes", "MiB");
     for (_, bin) in BINARIES {
         let path = dir.join(bin);
@@ -35,8 +34,4 @@ pub fn cli(args: &[&str]) -> Result<()> {
         println!("{bin:<22} {len:>12} {mib:>10.1}  {}", path.display());
     }
     Ok(())
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::root().join("target"), PathBuf::from)
 }
