@@ -104,19 +104,12 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
     if !json.is_object() {
         return Err(error("the response is not a JSON object".to_owned()));
     }
-    let list = |value: Option<&Value>, what: &str| -> Result<Option<Vec<Value>>, ProviderError> {
-        match value {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => Ok(Some(items.clone())),
-            Some(other) => Err(error(format!("{what} is not a list: {other}"))),
-        }
-    };
     let empty = || no_values(KIND, NoDataReason::Empty);
-    let results = list(json.get("result"), "result")?.ok_or_else(empty)?;
+    let results = list(json.get("result"), "result", body)?.ok_or_else(empty)?;
     let first = results.first().ok_or_else(empty)?;
-    let data = list(first.get("data"), "result[0].data")?.ok_or_else(empty)?;
+    let data = list(first.get("data"), "result[0].data", body)?.ok_or_else(empty)?;
     let last = data.last().ok_or_else(empty)?;
-    let values = list(last.get("values"), "the values of the last data element")?.ok_or_else(empty)?;
+    let values = list(last.get("values"), "the values of the last data element", body)?.ok_or_else(empty)?;
     match values.first() {
         None | Some(Value::Null) => Err(empty()),
         Some(Value::Number(n)) => {
@@ -126,5 +119,14 @@ pub fn parse_response(body: &str) -> Result<f64, ProviderError> {
             not_nan(KIND, value)
         }
         Some(other) => Err(error(format!("value {other} is not a number"))),
+    }
+}
+
+/// `value` as a borrowed list (`None` when absent or `null`); anything else is a parse error of `body`.
+fn list<'a>(value: Option<&'a Value>, what: &str, body: &str) -> Result<Option<&'a [Value]>, ProviderError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => Ok(Some(items)),
+        Some(other) => Err(parse_error(KIND, format!("{what} is not a list: {other}"), body)),
     }
 }
