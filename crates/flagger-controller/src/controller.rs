@@ -95,8 +95,11 @@ fn canaries_using(
         .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
         .filter(|c| {
             crate::workload::lookup(caches, &c.spec.target_ref.kind, &ns, &c.spec.target_ref.name)
-                .and_then(|w| w.template()?.spec.clone())
-                .is_some_and(|spec| flagger_core::config::referenced(&spec).contains_key(reference))
+                .is_some_and(|w| {
+                    w.template()
+                        .and_then(|t| t.spec.as_ref())
+                        .is_some_and(|spec| flagger_core::config::referenced(spec).contains_key(reference))
+                })
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()

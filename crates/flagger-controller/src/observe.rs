@@ -8,6 +8,7 @@ use flagger_core::machine::{self, Observed, Readiness, Routes, TargetRevision};
 use flagger_core::primary::{self, PrimaryError};
 use flagger_core::provider::{MeshProvider, UnknownProvider};
 use flagger_core::validate::{ValidationContext, validate_canary};
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -247,8 +248,8 @@ pub async fn observe(
     let canary_ready = target.readiness(&canary, analysis.canary_ready_threshold(), now);
     let (configs, checksums) =
         if let (true, Some(template)) = (ctx.config.enable_config_tracking, target.template()) {
-            let pod_spec = template.spec.clone().unwrap_or_default();
-            let configs = configs::observe(&ctx.caches, &ns, &pod_spec)?;
+            let no_spec = PodSpec::default();
+            let configs = configs::observe(&ctx.caches, &ns, template.spec.as_ref().unwrap_or(&no_spec))?;
             let checksums = configs.checksums()?;
             (configs, Some(checksums))
         } else {
