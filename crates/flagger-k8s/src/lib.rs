@@ -95,17 +95,9 @@ fn manager(name: &str) -> PatchParams {
     }
 }
 
-/// Server-side applies a Deployment flagger-rs owns (the primary), taking ownership of every field in it.
-pub async fn apply_deployment(client: &Client, desired: &Deployment) -> Result<Deployment, ActError> {
-    let (api, ns, name) = namespaced(client, desired);
-    let params = PatchParams::apply(managers::PRIMARY).force();
-    api.patch(&name, &params, &Patch::Apply(desired))
-        .await
-        .map_err(act_error::<Deployment>("apply", &ns, &name))
-}
-
-/// Server-side applies another object flagger-rs owns for the primary (the `-primary` copies of tracked
-/// ConfigMaps and Secrets, the primary HorizontalPodAutoscaler), with the primary's field manager.
+/// Server-side applies an object flagger-rs owns for the primary (the primary Deployment or DaemonSet, the
+/// `-primary` copies of tracked ConfigMaps and Secrets, the primary HorizontalPodAutoscaler) with the
+/// primary's field manager, taking ownership of every field in it.
 pub async fn apply_primary_object<K>(client: &Client, desired: &K) -> Result<K, ActError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -163,8 +155,7 @@ pub async fn scale_daemonset(
     } else {
         serde_json::Value::Null
     };
-    let patch =
-        json!({"spec": {"template": {"spec": {"nodeSelector": {"flagger.app/scale-to-zero": value}}}}});
+    let patch = json!({"spec": {"template": {"spec": {"nodeSelector": {flagger_core::hash::SCALE_TO_ZERO_NODE_SELECTOR: value}}}}});
     api.patch(name, &manager(managers::SCALE), &Patch::Merge(&patch))
         .await
         .map(drop)

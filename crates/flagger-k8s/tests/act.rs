@@ -12,7 +12,9 @@ use flagger_api::{Canary, CanaryPhase, CanaryStatus};
 use flagger_core::primary::{WorkloadOptions, desired_primary};
 use flagger_core::readiness;
 use flagger_core::services::desired_services;
-use flagger_k8s::{apply_deployment, apply_service, owner_reference, patch_canary_status, scale_deployment};
+use flagger_k8s::{
+    apply_primary_object, apply_service, owner_reference, patch_canary_status, scale_deployment,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
@@ -76,7 +78,7 @@ async fn the_primary_rolls_out_and_the_services_select_it() {
     let owner = owner_reference(&canary).unwrap();
     let opts = WorkloadOptions::default();
     let primary = desired_primary(&target, owner.clone(), &opts, &BTreeSet::new(), None, "id-1").unwrap();
-    apply_deployment(&ns.client, &primary).await.unwrap();
+    apply_primary_object(&ns.client, &primary).await.unwrap();
 
     let deployments: Api<Deployment> = ns.api();
     let ready = wait_for(&deployments, "podinfo-primary", "ready", TIMEOUT, |d| {
@@ -91,7 +93,7 @@ async fn the_primary_rolls_out_and_the_services_select_it() {
 
     // Applying the same desired primary again changes nothing: no new generation, no rollout.
     let generation = ready.metadata.generation;
-    let again = apply_deployment(&ns.client, &primary).await.unwrap();
+    let again = apply_primary_object(&ns.client, &primary).await.unwrap();
     assert_eq!(again.metadata.generation, generation);
 
     for svc in desired_services(&canary, "app", "podinfo", &BTreeMap::new(), &owner) {
