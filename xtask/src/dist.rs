@@ -1,7 +1,6 @@
 //! `cargo xtask dist`: release builds of the binaries that ship (`flagger`, `flagger-loadtester`), with
 //! their sizes.
 
-
 use anyhow::{Context, Result, bail};
 
 /// The binaries of the container image: (package, binary).
