@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use serde_json::Value;
 
-use crate::configs::{self, CopyError};
+use crate::configs;
 use crate::context::Context;
 use crate::gate::NotLeader;
 use crate::hooks;
@@ -43,15 +43,6 @@ pub enum ApplyError {
     /// The autoscaler's primary copy or pause could not be written.
     #[error(transparent)]
     Scaler(Box<crate::scaler::ScalerError>),
-}
-
-impl From<CopyError> for ApplyError {
-    fn from(e: CopyError) -> Self {
-        match e {
-            CopyError::Write(e) => Self::Write(Box::new(e)),
-            CopyError::NotLeader(e) => Self::NotLeader(e),
-        }
-    }
 }
 
 impl ApplyError {

@@ -12,10 +12,9 @@ use flagger_core::hash::HashError;
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
 use kube::ResourceExt;
 
-use crate::act::is_subset;
+use crate::act::{ApplyError, is_subset};
 use crate::cache::Caches;
 use crate::context::Context;
-use crate::gate::NotLeader;
 
 /// A required ConfigMap or Secret is missing. Flagger's message; looking again later may help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,17 +106,6 @@ pub fn observe(caches: &Caches, namespace: &str, spec: &PodSpec) -> Result<Track
     Ok(tracked)
 }
 
-/// Writing a `-primary` copy failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    /// The write failed.
-    #[error(transparent)]
-    Write(#[from] flagger_k8s::ActError),
-    /// This process lost leadership.
-    #[error(transparent)]
-    NotLeader(#[from] NotLeader),
-}
-
 /// Whether a copy must be written: it is missing, its data (or type) is not exactly the desired data, or
 /// the desired metadata is not all there.
 fn differs<K: serde::Serialize>(desired: &K, actual: Option<&K>) -> bool {
@@ -158,7 +146,7 @@ pub async fn sync_primary_copies(
     ctx: &Context,
     canary: &flagger_api::Canary,
     tracked: &TrackedConfigs,
-) -> Result<(), CopyError> {
+) -> Result<(), ApplyError> {
     let Some(owner) = flagger_k8s::owner_reference(canary) else {
         return Ok(());
     };
@@ -170,7 +158,9 @@ pub async fn sync_primary_copies(
         let desired = config::primary_config_map(cm, owner.clone(), existing.as_deref(), prefixes);
         if differs(&desired, existing.as_deref()) {
             ctx.gate.check()?;
-            flagger_k8s::apply_primary_object(&ctx.client, &desired).await?;
+            flagger_k8s::apply_primary_object(&ctx.client, &desired)
+                .await
+                .map_err(Box::new)?;
             tracing::info!("ConfigMap {name} synced");
         }
     }
@@ -181,7 +171,9 @@ pub async fn sync_primary_copies(
         let desired = config::primary_secret(secret, owner.clone(), existing.as_deref(), prefixes);
         if differs(&desired, existing.as_deref()) {
             ctx.gate.check()?;
-            flagger_k8s::apply_primary_object(&ctx.client, &desired).await?;
+            flagger_k8s::apply_primary_object(&ctx.client, &desired)
+                .await
+                .map_err(Box::new)?;
             tracing::info!("Secret {name} synced");
         }
     }

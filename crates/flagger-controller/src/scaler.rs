@@ -64,22 +64,7 @@ pub enum ScalerError {
     /// ScaledObjects cannot be watched (the KEDA CRD is missing).
     #[error(transparent)]
     Cache(#[from] CacheError),
-    /// A write failed.
-    #[error("{action} {kind} {namespace}/{name}: {source}")]
-    Write {
-        /// What was done.
-        action: &'static str,
-        /// The kind.
-        kind: &'static str,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The error.
-        #[source]
-        source: kube::Error,
-    },
-    /// A write of the copy failed.
+    /// A write failed (of a primary copy, or the pause annotation of a ScaledObject).
     #[error(transparent)]
     Apply(#[from] flagger_k8s::ActError),
     /// This process lost leadership.
@@ -92,10 +77,6 @@ impl ScalerError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::NotFound { .. } | Self::Cache(_) => true,
-            Self::Write { source, .. } => match source {
-                kube::Error::Api(status) => matches!(status.code, 409 | 429) || status.code >= 500,
-                _ => true,
-            },
             Self::Apply(e) => e.is_transient(),
             Self::NotLeader(_) => false,
         }
@@ -209,7 +190,7 @@ impl Scaler {
                         &Patch::Apply(&desired),
                     )
                     .await
-                    .map_err(|source| ScalerError::Write {
+                    .map_err(|source| flagger_k8s::ActError {
                         action: "apply",
                         kind: "ScaledObject",
                         namespace: ns.clone(),
@@ -244,7 +225,7 @@ impl Scaler {
         };
         api.patch(&name, &params, &Patch::Merge(&patch))
             .await
-            .map_err(|source| ScalerError::Write {
+            .map_err(|source| flagger_k8s::ActError {
                 action: if paused { "pause" } else { "resume" },
                 kind: "ScaledObject",
                 namespace: ns.clone(),
