@@ -52,10 +52,11 @@ use flagger_core::machine::Routes;
 use flagger_core::services::TOOLKIT_ANNOTATIONS;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt as _;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::ObjectRef;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Map, Value, json};
 
+use super::takeover;
+pub(crate) use super::takeover::namespace;
 use super::{RouteCx, RouterError};
 
 /// The default `-ingress-annotations-prefix`.
@@ -351,16 +352,6 @@ pub(crate) fn for_each_path(spec: &mut Value, mut f: impl FnMut(&mut Value)) {
     }
 }
 
-/// The namespace of the canary.
-#[allow(clippy::result_large_err)] // the router's own error type, as every operation returns
-pub(crate) fn namespace(canary: &Canary) -> Result<&str, RouterError> {
-    canary
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or_else(|| RouterError::Invalid(format!("Canary {} has no namespace", canary.key())))
-}
-
 /// Flagger's message for a missing Ingress (`ingress <name>.<ns> get query error: ...`).
 pub(crate) fn not_found(what: &str, name: &str, ns: &str) -> String {
     format!("{what} {name}.{ns} get query error: ingresses.networking.k8s.io \"{name}\" not found")
@@ -371,21 +362,22 @@ pub fn ingress_resource() -> ApiResource {
     ApiResource::erase::<Ingress>(&())
 }
 
+/// Ingresses as the NGINX and Skipper routers read and write them.
+fn ingresses() -> takeover::Kind {
+    takeover::Kind {
+        resource: ingress_resource(),
+        namespaced: true,
+        field_manager: FIELD_MANAGER,
+    }
+}
+
 /// An Ingress from the watch cache.
 pub(crate) async fn cached_ingress(
     cx: &RouteCx<'_>,
     ns: &str,
     name: &str,
 ) -> Result<Option<DynamicObject>, RouterError> {
-    let resource = ingress_resource();
-    let store = cx.caches.dynamic(&resource, true).await?;
-    Ok(store
-        .get(&ObjectRef::new_with(name, resource).within(ns))
-        .map(|o| o.as_ref().clone()))
-}
-
-fn ingress_api(cx: &RouteCx<'_>, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(cx.client.clone(), ns, &ingress_resource())
+    ingresses().current(cx, ns, name, false).await
 }
 
 /// Creates the Ingress `desired` when the cache does not have it; otherwise, when `differs(current,
@@ -403,7 +395,7 @@ pub(crate) async fn ensure_ingress(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let api = ingress_api(cx, ns);
+    let api = ingresses().api(cx, ns);
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PostParams::default()
@@ -463,7 +455,7 @@ pub(crate) async fn patch_annotations(
 ) -> Result<(), RouterError> {
     let ns = namespace(cx.canary)?;
     let name = current.name_any();
-    let api = ingress_api(cx, ns);
+    let api = ingresses().api(cx, ns);
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
