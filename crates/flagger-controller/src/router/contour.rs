@@ -50,6 +50,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use kube::runtime::reflector::ObjectRef;
 use serde_json::{Map, Value, json};
 
+use super::takeover::namespace;
 use super::{RouteCx, RouterError};
 
 /// The API group.
@@ -402,15 +403,6 @@ fn route(canary: &Canary, conditions: Value, routes: Routes) -> Value {
         service(format!("{apex}-canary"), routes.canary),
     ]);
     route
-}
-
-#[allow(clippy::result_large_err)] // the router's own error type, as every operation returns
-fn namespace(canary: &Canary) -> Result<&str, RouterError> {
-    canary
-        .metadata
-        .namespace
-        .as_deref()
-        .ok_or_else(|| RouterError::Invalid(format!("Canary {} has no namespace", canary.key())))
 }
 
 #[cfg(test)]
