@@ -76,6 +76,7 @@ use serde_json::{Map, Value, json};
 
 pub use super::cookies::Cookies;
 use super::cookies::set_cookie_value;
+use super::takeover::{owned_by, owner_reference};
 use super::{RouteCx, RouterError};
 
 /// The API group of HTTPRoutes (and of Gateways, the default parent).
@@ -339,18 +340,6 @@ fn check_gateway_refs(canary: &Canary) -> Result<(), RouteError> {
         ));
     }
     Ok(())
-}
-
-fn owner_reference(canary: &Canary) -> Option<Value> {
-    flagger_k8s::owner_reference(canary).and_then(|r| serde_json::to_value(r).ok())
-}
-
-/// Whether `route` has an owner reference to `canary` (the router created it).
-fn owned_by(canary: &Canary, route: &DynamicObject) -> bool {
-    let Some(uid) = canary.metadata.uid.as_deref() else {
-        return false;
-    };
-    route.owner_references().iter().any(|r| r.uid == uid)
 }
 
 /// What the next write must carry over from `current`: its owner reference to the canary, and the original

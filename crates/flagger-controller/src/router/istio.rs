@@ -84,6 +84,7 @@ use serde_json::{Map, Value, json};
 
 pub use super::cookies::Cookies;
 use super::cookies::set_cookie_value;
+use super::takeover::{owned_by, owner_reference};
 use super::{RouteCx, RouterError};
 
 /// The API group of VirtualServices and DestinationRules.
@@ -371,18 +372,6 @@ fn not_found(canary: &Canary) -> Result<IstioError, IstioError> {
         "VirtualService {apex}.{} get query error virtualservices.{GROUP} \"{apex}\" not found",
         namespace(canary)?
     )))
-}
-
-fn owner_reference(canary: &Canary) -> Option<Value> {
-    flagger_k8s::owner_reference(canary).and_then(|r| serde_json::to_value(r).ok())
-}
-
-/// Whether `obj` has an owner reference to `canary` (the router created it).
-fn owned_by(canary: &Canary, obj: &DynamicObject) -> bool {
-    let Some(uid) = canary.metadata.uid.as_deref() else {
-        return false;
-    };
-    obj.owner_references().iter().any(|r| r.uid == uid)
 }
 
 fn delegation(canary: &Canary) -> bool {

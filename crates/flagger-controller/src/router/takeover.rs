@@ -141,20 +141,8 @@ impl Kind {
         ns: &str,
         name: &str,
     ) -> impl FnOnce(kube::Error) -> RouterError {
-        let kind = self.resource.kind.clone();
-        let namespace = if self.namespaced {
-            ns.to_owned()
-        } else {
-            String::new()
-        };
-        let name = name.to_owned();
-        move |source| RouterError::Kube {
-            action,
-            kind,
-            namespace,
-            name,
-            source,
-        }
+        let namespace = if self.namespaced { ns } else { "" };
+        RouterError::kube(action, &self.resource.kind, namespace, name)
     }
 }
 
