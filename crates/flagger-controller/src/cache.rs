@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use flagger_api::{AlertProvider, Canary, MetricTemplate};
 use flagger_core::config::TRACKED_SECRET_TYPES;
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -46,6 +46,9 @@ pub enum CacheError {
         /// How long it waited.
         timeout: Duration,
     },
+    /// A watch stopped before its first list (the process is shutting down).
+    #[error("the watch caches stopped before their first list")]
+    Stopped,
 }
 
 /// The watch streams the controller reconciles on.
@@ -98,15 +101,60 @@ pub struct Caches {
     pub metric_templates: Store<MetricTemplate>,
     /// AlertProviders.
     pub alert_providers: Store<AlertProvider>,
+    /// The first list of the background caches (Services, HPAs, MetricTemplates, AlertProviders).
+    background_listed: FirstList,
+    /// The first list of the triggering caches the reconcile reads targets and configs from.
+    triggering_listed: FirstList,
     dynamic: Arc<DynamicCaches>,
+}
+
+/// Whether some stores have completed their first list, for any number of concurrent waiters.
+///
+/// kube-runtime's `Store::wait_until_ready` keeps one waker, the last poller's: of several reconciles
+/// waiting at once only that one is woken, and the others stall until their timeout. So one task per
+/// group of stores waits on them, and everyone else waits on this.
+#[derive(Clone, Debug)]
+struct FirstList(tokio::sync::watch::Receiver<Option<bool>>);
+
+impl FirstList {
+    /// Publishes the outcome of `wait`: true when every store listed, false when a store's writer was
+    /// dropped first.
+    fn spawn(wait: impl Future<Output = bool> + Send + 'static) -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let _ = tx.send(Some(wait.await));
+        });
+        Self(rx)
+    }
+
+    /// The outcome, if there is one yet.
+    fn now(&self) -> Option<bool> {
+        *self.0.borrow()
+    }
+
+    /// Waits for the outcome (false if the waiting task is gone).
+    async fn wait(&self) -> bool {
+        let mut rx = self.0.clone();
+        rx.wait_for(Option::is_some)
+            .await
+            .is_ok_and(|listed| *listed == Some(true))
+    }
 }
 
 struct DynamicCaches {
     client: Client,
     namespace: Option<String>,
     shutdown: CancellationToken,
-    /// The store of each kind, and whether a first wait for its list already timed out once.
-    stores: Mutex<HashMap<String, (Store<DynamicObject>, bool)>>,
+    /// The store of each kind.
+    stores: Mutex<HashMap<String, DynamicStore>>,
+}
+
+/// The cache of one kind watched on first use.
+struct DynamicStore {
+    store: Store<DynamicObject>,
+    listed: FirstList,
+    /// Whether a first wait for its list already timed out once.
+    timed_out: bool,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -238,6 +286,9 @@ impl Caches {
         let (deployments, deployment_trigger) = triggering(api::<Deployment>(client, namespace));
         let (daemonsets, daemonset_trigger) = triggering(api::<DaemonSet>(client, namespace));
         let (services, service_trigger) = background_triggering(api::<Service>(client, namespace), shutdown);
+        let hpas = background(api::<HorizontalPodAutoscaler>(client, namespace), shutdown);
+        let metric_templates = background(api::<MetricTemplate>(client, namespace), shutdown);
+        let alert_providers = background(api::<AlertProvider>(client, namespace), shutdown);
         let (config_maps, config_map_trigger, secrets, secret_trigger) = if options.track_configs {
             let (cms, cm_trigger) = triggering(api::<ConfigMap>(client, namespace));
             let (secrets, secret_trigger) = triggering_trimmed(api::<Secret>(client, namespace), trim_secret);
@@ -245,16 +296,48 @@ impl Caches {
         } else {
             (empty_store(), None, empty_store(), None)
         };
+        let background_listed = {
+            let (services, hpas, templates, providers) = (
+                services.clone(),
+                hpas.clone(),
+                metric_templates.clone(),
+                alert_providers.clone(),
+            );
+            FirstList::spawn(async move {
+                services.wait_until_ready().await.is_ok()
+                    && hpas.wait_until_ready().await.is_ok()
+                    && templates.wait_until_ready().await.is_ok()
+                    && providers.wait_until_ready().await.is_ok()
+            })
+        };
+        let triggering_listed = {
+            let (deployments, daemonsets, cms, secrets) = (
+                deployments.clone(),
+                daemonsets.clone(),
+                config_maps.clone(),
+                secrets.clone(),
+            );
+            // A store whose writer is gone (a kind not watched) answers at once: nothing to wait for.
+            FirstList::spawn(async move {
+                let _ = deployments.wait_until_ready().await;
+                let _ = daemonsets.wait_until_ready().await;
+                let _ = cms.wait_until_ready().await;
+                let _ = secrets.wait_until_ready().await;
+                true
+            })
+        };
         let caches = Self {
             canaries,
             deployments,
             daemonsets,
             config_maps,
             secrets,
-            hpas: background(api::<HorizontalPodAutoscaler>(client, namespace), shutdown),
+            hpas,
             services,
-            metric_templates: background(api::<MetricTemplate>(client, namespace), shutdown),
-            alert_providers: background(api::<AlertProvider>(client, namespace), shutdown),
+            metric_templates,
+            alert_providers,
+            background_listed,
+            triggering_listed,
             dynamic: Arc::new(DynamicCaches {
                 client: client.clone(),
                 namespace: namespace.map(str::to_string),
@@ -275,11 +358,19 @@ impl Caches {
 
     /// Waits until the background caches hold their first list. The triggering caches are filled by the
     /// controller as it consumes their streams.
-    pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.services.wait_until_ready().await?;
-        self.hpas.wait_until_ready().await?;
-        self.metric_templates.wait_until_ready().await?;
-        self.alert_providers.wait_until_ready().await
+    pub async fn wait_until_ready(&self) -> Result<(), CacheError> {
+        if self.background_listed.wait().await {
+            Ok(())
+        } else {
+            Err(CacheError::Stopped)
+        }
+    }
+
+    /// Waits until the caches the controller fills from its trigger streams (Deployments, DaemonSets, and
+    /// with config tracking ConfigMaps and Secrets) hold their first list. Any number of reconciles may
+    /// wait at once.
+    pub async fn wait_for_triggering_caches(&self) {
+        self.triggering_listed.wait().await;
     }
 
     /// A Deployment by namespace and name.
@@ -342,19 +433,24 @@ impl Caches {
                 .stores
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((store, timed_out)) = stores.get(&key) {
+            if let Some(DynamicStore {
+                store,
+                listed,
+                timed_out,
+            }) = stores.get(&key)
+            {
                 if *timed_out {
                     // Do not wait again on every call for a kind that did not list (a missing CRD): answer
                     // from the watch's current state; it keeps retrying in the background.
-                    return match store.wait_until_ready().now_or_never() {
-                        Some(Ok(())) => Ok(store.clone()),
+                    return match listed.now() {
+                        Some(true) => Ok(store.clone()),
                         _ => Err(CacheError::NotSynced {
                             kind: key,
                             timeout: DYNAMIC_SYNC_TIMEOUT,
                         }),
                     };
                 }
-                store.clone()
+                (store.clone(), listed.clone())
             } else {
                 let d = &self.dynamic;
                 let api: Api<DynamicObject> = match (&d.namespace, namespaced) {
@@ -368,12 +464,24 @@ impl Caches {
                         .default_backoff()
                         .touched_objects();
                 spawn_drain(stream, d.shutdown.clone());
-                stores.insert(key.clone(), (reader.clone(), false));
-                reader
+                let listed = FirstList::spawn({
+                    let reader = reader.clone();
+                    async move { reader.wait_until_ready().await.is_ok() }
+                });
+                stores.insert(
+                    key.clone(),
+                    DynamicStore {
+                        store: reader.clone(),
+                        listed: listed.clone(),
+                        timed_out: false,
+                    },
+                );
+                (reader, listed)
             }
         };
-        match tokio::time::timeout(DYNAMIC_SYNC_TIMEOUT, store.wait_until_ready()).await {
-            Ok(Ok(())) => Ok(store),
+        let (store, listed) = store;
+        match tokio::time::timeout(DYNAMIC_SYNC_TIMEOUT, listed.wait()).await {
+            Ok(true) => Ok(store),
             _ => {
                 if let Some(entry) = self
                     .dynamic
@@ -382,7 +490,7 @@ impl Caches {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get_mut(&key)
                 {
-                    entry.1 = true;
+                    entry.timed_out = true;
                 }
                 Err(CacheError::NotSynced {
                     kind: key,
@@ -390,5 +498,41 @@ impl Caches {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many reconciles wait for the first list of the same store at once; all of them must be woken when it
+    /// completes (kube-runtime's own wait wakes only the last one).
+    #[tokio::test]
+    async fn every_concurrent_waiter_sees_the_first_list() {
+        let (reader, mut writer) = reflector::store::<ConfigMap>();
+        let listed = FirstList::spawn(async move { reader.wait_until_ready().await.is_ok() });
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let listed = listed.clone();
+                tokio::spawn(async move { listed.wait().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(listed.now(), None);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        for waiter in waiters {
+            // A waiter left asleep would never finish: the deadline turns that into a failure.
+            let woken = tokio::time::timeout(Duration::from_secs(10), waiter).await;
+            assert!(matches!(woken, Ok(Ok(true))), "{woken:?}");
+        }
+        assert_eq!(listed.now(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn a_store_whose_writer_is_gone_answers_at_once() {
+        let listed =
+            FirstList::spawn(async move { empty_store::<Secret>().wait_until_ready().await.is_ok() });
+        assert!(!listed.wait().await);
+        assert_eq!(listed.now(), Some(false));
     }
 }

@@ -59,7 +59,7 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
     }
     // The Deployment cache fills as the controller consumes its watch: right after a start, a target that
     // exists may not be in it yet. Decide nothing before its first list is complete.
-    if tokio::time::timeout(CACHE_SYNC_WAIT, triggering_caches_ready(ctx))
+    if tokio::time::timeout(CACHE_SYNC_WAIT, ctx.caches.wait_for_triggering_caches())
         .await
         .is_err()
     {
@@ -145,18 +145,6 @@ async fn reconcile_canary(canary: Arc<Canary>, ctx: &Context) -> Result<Action, 
         .requeue_after
         .or_else(|| crate::knative::targets_knative(&canary).then_some(interval));
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
-}
-
-/// Waits for the first list of the caches the controller fills from its trigger streams (Deployments,
-/// and ConfigMaps and Secrets with config tracking).
-async fn triggering_caches_ready(ctx: &Context) {
-    // A store whose writer is gone (not watched) answers at once with an error: nothing to wait for.
-    let _ = ctx.caches.deployments.wait_until_ready().await;
-    let _ = ctx.caches.daemonsets.wait_until_ready().await;
-    if ctx.config.enable_config_tracking {
-        let _ = ctx.caches.config_maps.wait_until_ready().await;
-        let _ = ctx.caches.secrets.wait_until_ready().await;
-    }
 }
 
 /// The condition flagger-rs adds to a Canary it cannot reconcile: `Valid=False` with the reason and the
