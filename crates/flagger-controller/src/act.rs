@@ -217,6 +217,8 @@ pub async fn apply(ctx: &Context, obs: &Observation, plan: &Plan) -> Result<Opti
                     ctx.gate.check()?;
                     desired.apply(&ctx.client).await?;
                     ctx.note_created(key);
+                } else {
+                    configs::ensure_copy_owners(ctx, canary, &obs.configs).await?;
                 }
             }
             Action::ReconcilePrimaryScaler { init } => {

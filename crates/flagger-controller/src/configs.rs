@@ -10,6 +10,7 @@ use std::sync::Arc;
 use flagger_core::config::{self, ConfigRef};
 use flagger_core::hash::HashError;
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 
 use crate::act::{ApplyError, is_subset};
@@ -141,7 +142,8 @@ pub fn copies_outdated(caches: &Caches, tracked: &TrackedConfigs) -> bool {
 }
 
 /// Creates or updates the `<name>-primary` copies of the tracked configs (Flagger's
-/// `CreatePrimaryConfigs`), writing only those that differ from the cache.
+/// `CreatePrimaryConfigs`), writing only those that differ from the cache, and makes the Canary an owner of
+/// each.
 pub async fn sync_primary_copies(
     ctx: &Context,
     canary: &flagger_api::Canary,
@@ -152,29 +154,107 @@ pub async fn sync_primary_copies(
     };
     let prefixes = &ctx.config.workload.include_label_prefixes;
     for cm in &tracked.config_maps {
-        let ns = cm.namespace().unwrap_or_default();
-        let name = format!("{}{}", cm.name_any(), flagger_core::primary::PRIMARY_SUFFIX);
-        let existing = ctx.caches.config_map(&ns, &name);
-        let desired = config::primary_config_map(cm, owner.clone(), existing.as_deref(), prefixes);
-        if differs(&desired, existing.as_deref()) {
-            ctx.gate.check()?;
-            flagger_k8s::apply_primary_object(&ctx.client, &desired)
-                .await
-                .map_err(Box::new)?;
-            tracing::info!("ConfigMap {name} synced");
-        }
+        let desired = config::primary_config_map(cm, prefixes);
+        let existing = ctx
+            .caches
+            .config_map(&namespace_of(&desired), &desired.name_any());
+        let copy = sync_copy(ctx, &desired, existing).await?;
+        ensure_owner(ctx, &owner, copy).await?;
     }
     for secret in &tracked.secrets {
-        let ns = secret.namespace().unwrap_or_default();
-        let name = format!("{}{}", secret.name_any(), flagger_core::primary::PRIMARY_SUFFIX);
-        let existing = ctx.caches.secret(&ns, &name);
-        let desired = config::primary_secret(secret, owner.clone(), existing.as_deref(), prefixes);
-        if differs(&desired, existing.as_deref()) {
+        let desired = config::primary_secret(secret, prefixes);
+        let existing = ctx.caches.secret(&namespace_of(&desired), &desired.name_any());
+        let copy = sync_copy(ctx, &desired, existing).await?;
+        ensure_owner(ctx, &owner, copy).await?;
+    }
+    Ok(())
+}
+
+/// Makes the Canary an owner of the existing `-primary` copies of its tracked configs. Run on every
+/// reconcile (a copy's change triggers one), so a copy shared with other Canaries is never
+/// garbage-collected while this Canary's primary still uses it, even if another writer dropped the owner
+/// (Go Flagger's unconditional updates of a shared copy can).
+pub async fn ensure_copy_owners(
+    ctx: &Context,
+    canary: &flagger_api::Canary,
+    tracked: &TrackedConfigs,
+) -> Result<(), ApplyError> {
+    let Some(owner) = flagger_k8s::owner_reference(canary) else {
+        return Ok(());
+    };
+    let copy = |name: String| format!("{name}{}", flagger_core::primary::PRIMARY_SUFFIX);
+    for cm in &tracked.config_maps {
+        if let Some(existing) = ctx
+            .caches
+            .config_map(&namespace_of(cm.as_ref()), &copy(cm.name_any()))
+        {
+            ensure_owner(ctx, &owner, existing.as_ref().clone()).await?;
+        }
+    }
+    for s in &tracked.secrets {
+        if let Some(existing) = ctx.caches.secret(&namespace_of(s.as_ref()), &copy(s.name_any())) {
+            ensure_owner(ctx, &owner, existing.as_ref().clone()).await?;
+        }
+    }
+    Ok(())
+}
+
+fn namespace_of<K: kube::Resource>(obj: &K) -> String {
+    obj.meta().namespace.clone().unwrap_or_default()
+}
+
+/// Server-side applies a copy's data and metadata when they differ from `existing`, returning the copy as
+/// it now is. Canaries sharing a config apply the same content, so concurrent applies agree.
+async fn sync_copy<K>(ctx: &Context, desired: &K, existing: Option<Arc<K>>) -> Result<K, ApplyError>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match existing {
+        Some(existing) if !differs(desired, Some(existing.as_ref())) => Ok(existing.as_ref().clone()),
+        _ => {
             ctx.gate.check()?;
-            flagger_k8s::apply_primary_object(&ctx.client, &desired)
+            let copy = flagger_k8s::apply_primary_object(&ctx.client, desired)
                 .await
                 .map_err(Box::new)?;
-            tracing::info!("Secret {name} synced");
+            tracing::info!("{} {} synced", K::kind(&()), copy.name_any());
+            Ok(copy)
+        }
+    }
+}
+
+/// How often adding an owner is tried again after another writer changed the copy in between.
+const OWNER_ATTEMPTS: usize = 5;
+
+/// Adds the Canary's owner reference to `copy` unless it is there. The patch is conditional on the copy's
+/// resource version; on a conflict the copy is read again and the decision made again.
+async fn ensure_owner<K>(ctx: &Context, owner: &OwnerReference, mut copy: K) -> Result<(), ApplyError>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    for attempt in 1..=OWNER_ATTEMPTS {
+        let Some(reference) = config::missing_owner(owner.clone(), copy.meta()) else {
+            return Ok(());
+        };
+        ctx.gate.check()?;
+        match flagger_k8s::add_owner_reference(&ctx.client, &copy, &reference).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_conflict() && attempt < OWNER_ATTEMPTS => {
+                let api: kube::Api<K> = kube::Api::namespaced(ctx.client.clone(), &namespace_of(&copy));
+                match api.get_opt(&copy.name_any()).await {
+                    Ok(Some(current)) => copy = current,
+                    // Deleted in between: the next sync creates it again.
+                    Ok(None) => return Ok(()),
+                    Err(_) => return Err(Box::new(e).into()),
+                }
+            }
+            Err(e) => return Err(Box::new(e).into()),
         }
     }
     Ok(())

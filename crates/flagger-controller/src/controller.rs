@@ -79,15 +79,22 @@ fn canaries_of(
         .collect()
 }
 
-/// The canaries a ConfigMap or Secret event concerns: those whose target's pod template references it.
+/// The canaries a ConfigMap or Secret event concerns: those whose target's pod template references it, or,
+/// for a `<name>-primary` copy, references `<name>` (so a copy that lost an owner is mended at once).
 fn canaries_using(
     caches: &Caches,
     namespace: Option<String>,
-    reference: &ConfigRef,
+    reference: impl Fn(String) -> ConfigRef,
+    name: &str,
 ) -> Vec<ObjectRef<Canary>> {
     let Some(ns) = namespace else {
         return Vec::new();
     };
+    let source = name.strip_suffix(flagger_core::primary::PRIMARY_SUFFIX);
+    let references: Vec<ConfigRef> = std::iter::once(name)
+        .chain(source)
+        .map(|n| reference(n.to_string()))
+        .collect();
     caches
         .canaries
         .state()
@@ -96,9 +103,10 @@ fn canaries_using(
         .filter(|c| {
             crate::workload::lookup(caches, &c.spec.target_ref.kind, &ns, &c.spec.target_ref.name)
                 .is_some_and(|w| {
-                    w.template()
-                        .and_then(|t| t.spec.as_ref())
-                        .is_some_and(|spec| flagger_core::config::referenced(spec).contains_key(reference))
+                    w.template().and_then(|t| t.spec.as_ref()).is_some_and(|spec| {
+                        let used = flagger_core::config::referenced(spec);
+                        references.iter().any(|r| used.contains_key(r))
+                    })
                 })
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
@@ -166,13 +174,13 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RunErro
     if let Some(config_maps) = triggers.config_maps {
         let c = caches.clone();
         controller = controller.watches_stream(config_maps, move |cm| {
-            canaries_using(&c, cm.namespace(), &ConfigRef::ConfigMap(cm.name_any()))
+            canaries_using(&c, cm.namespace(), ConfigRef::ConfigMap, &cm.name_any())
         });
     }
     if let Some(secrets) = triggers.secrets {
         let c = caches.clone();
         controller = controller.watches_stream(secrets, move |s| {
-            canaries_using(&c, s.namespace(), &ConfigRef::Secret(s.name_any()))
+            canaries_using(&c, s.namespace(), ConfigRef::Secret, &s.name_any())
         });
     }
     let controller = controller

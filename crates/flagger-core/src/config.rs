@@ -139,28 +139,24 @@ pub fn configs_changed(
     }
 }
 
-/// Owner references of a `-primary` copy: the Canary as controller, plus the owners of an existing copy
-/// that are other Canaries sharing the config (kept, as non-controllers).
-fn primary_owners(owner: OwnerReference, existing: Option<&ObjectMeta>) -> Vec<OwnerReference> {
-    let others: Vec<OwnerReference> = existing
-        .and_then(|m| m.owner_references.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.kind != "Canary" || r.name != owner.name)
-        .map(|r| OwnerReference {
-            controller: Some(false),
-            ..r
-        })
-        .collect();
-    std::iter::once(owner).chain(others).collect()
+/// The owner reference a Canary must add to a `-primary` copy it uses, or `None` when the copy already
+/// names it. Copies are shared by every Canary whose target uses the config, so each adds itself (the
+/// copy is garbage-collected only when the last of them is deleted); the first becomes the controller.
+pub fn missing_owner(owner: OwnerReference, copy: &ObjectMeta) -> Option<OwnerReference> {
+    let existing = copy.owner_references.as_deref().unwrap_or_default();
+    if existing.iter().any(|r| r.uid == owner.uid) {
+        return None;
+    }
+    let has_controller = existing.iter().any(|r| r.controller == Some(true));
+    Some(OwnerReference {
+        controller: Some(!has_controller),
+        ..owner
+    })
 }
 
-fn primary_meta(
-    source: &ObjectMeta,
-    owner: OwnerReference,
-    existing: Option<&ObjectMeta>,
-    include_prefixes: &[String],
-) -> ObjectMeta {
+/// The metadata of a `-primary` copy. Its owner references are not part of it: they are added one Canary
+/// at a time ([`missing_owner`]) so that Canaries sharing the copy never overwrite each other's.
+fn primary_meta(source: &ObjectMeta, include_prefixes: &[String]) -> ObjectMeta {
     ObjectMeta {
         name: Some(format!(
             "{}{PRIMARY_SUFFIX}",
@@ -168,27 +164,15 @@ fn primary_meta(
         )),
         namespace: source.namespace.clone(),
         labels: Some(include_by_prefix(source.labels.as_ref(), include_prefixes)),
-        owner_references: Some(primary_owners(owner, existing)),
         ..Default::default()
     }
 }
 
-/// The `<name>-primary` copy of a tracked ConfigMap. `existing` is the current copy, if any, whose other
-/// Canary owners are kept. Unlike Flagger, `binaryData` is copied too (Flagger drops it, so a primary
+/// The `<name>-primary` copy of a tracked ConfigMap. Unlike Flagger, `binaryData` is copied too (Flagger drops it, so a primary
 /// mounting binary keys breaks).
-pub fn primary_config_map(
-    cm: &ConfigMap,
-    owner: OwnerReference,
-    existing: Option<&ConfigMap>,
-    include_prefixes: &[String],
-) -> ConfigMap {
+pub fn primary_config_map(cm: &ConfigMap, include_prefixes: &[String]) -> ConfigMap {
     ConfigMap {
-        metadata: primary_meta(
-            &cm.metadata,
-            owner,
-            existing.map(|e| &e.metadata),
-            include_prefixes,
-        ),
+        metadata: primary_meta(&cm.metadata, include_prefixes),
         data: cm.data.clone(),
         binary_data: cm.binary_data.clone(),
         immutable: None,
@@ -196,19 +180,9 @@ pub fn primary_config_map(
 }
 
 /// The `<name>-primary` copy of a tracked Secret, with its type and data.
-pub fn primary_secret(
-    secret: &Secret,
-    owner: OwnerReference,
-    existing: Option<&Secret>,
-    include_prefixes: &[String],
-) -> Secret {
+pub fn primary_secret(secret: &Secret, include_prefixes: &[String]) -> Secret {
     Secret {
-        metadata: primary_meta(
-            &secret.metadata,
-            owner,
-            existing.map(|e| &e.metadata),
-            include_prefixes,
-        ),
+        metadata: primary_meta(&secret.metadata, include_prefixes),
         data: secret.data.clone(),
         type_: secret.type_.clone(),
         ..Default::default()
@@ -392,14 +366,7 @@ mod tests {
             binary_data: Some(BTreeMap::from([("b".to_string(), ByteString(vec![1, 2]))])),
             immutable: None,
         };
-        let existing = ConfigMap {
-            metadata: ObjectMeta {
-                owner_references: Some(vec![owner("podinfo"), owner("other")]),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let copy = primary_config_map(&cm, owner("podinfo"), Some(&existing), &[]);
+        let copy = primary_config_map(&cm, &[]);
         assert_eq!(copy.metadata.name.as_deref(), Some("cfg-primary"));
         assert_eq!(
             copy.metadata.labels,
@@ -408,15 +375,9 @@ mod tests {
         );
         assert_eq!(copy.data, cm.data);
         assert_eq!(copy.binary_data, cm.binary_data);
-        let owners = copy.metadata.owner_references.unwrap();
-        assert_eq!(owners.len(), 2);
         assert_eq!(
-            (owners[0].name.as_str(), owners[0].controller),
-            ("podinfo", Some(true))
-        );
-        assert_eq!(
-            (owners[1].name.as_str(), owners[1].controller),
-            ("other", Some(false))
+            copy.metadata.owner_references, None,
+            "owners are added one by one"
         );
 
         let secret = Secret {
@@ -431,11 +392,28 @@ mod tests {
             )])),
             ..Default::default()
         };
-        let copy = primary_secret(&secret, owner("podinfo"), None, &["*".to_string()]);
+        let copy = primary_secret(&secret, &["*".to_string()]);
         assert_eq!(copy.metadata.name.as_deref(), Some("tls-primary"));
         assert_eq!(copy.type_.as_deref(), Some("kubernetes.io/tls"));
         assert_eq!(copy.data, secret.data);
-        assert_eq!(copy.metadata.owner_references.unwrap().len(), 1);
+        assert_eq!(copy.metadata.owner_references, None);
+    }
+
+    #[test]
+    fn each_sharing_canary_adds_itself_once_and_the_first_is_the_controller() {
+        let mut copy = ObjectMeta::default();
+        let first = missing_owner(owner("web"), &copy).unwrap();
+        assert_eq!(first.controller, Some(true));
+        copy.owner_references = Some(vec![first]);
+        assert_eq!(missing_owner(owner("web"), &copy), None, "already an owner");
+        let second = missing_owner(owner("api"), &copy).unwrap();
+        assert_eq!((second.name.as_str(), second.controller), ("api", Some(false)));
+        // A copy whose controller was removed (its Canary deleted) gets the next Canary as controller.
+        copy.owner_references = Some(vec![OwnerReference {
+            controller: Some(false),
+            ..owner("api")
+        }]);
+        assert_eq!(missing_owner(owner("web"), &copy).unwrap().controller, Some(true));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod managers {
     pub const SCALE: &str = "flagger/scale";
     /// The Canary's status.
     pub const STATUS: &str = "flagger/status";
+    /// A Canary's owner reference on a `-primary` config copy it shares with other Canaries.
+    pub const OWNERS: &str = "flagger/owners";
 }
 
 /// A failed write, naming what was being written.
@@ -39,6 +41,11 @@ pub struct ActError {
 }
 
 impl ActError {
+    /// True when the write was refused because the object changed since it was read (HTTP 409).
+    pub fn is_conflict(&self) -> bool {
+        matches!(&self.source, kube::Error::Api(status) if status.code == 409)
+    }
+
     /// True when retrying the same write later may succeed (conflicts, throttling, server errors,
     /// connection problems); false for requests the API server rejects as invalid or forbidden.
     pub fn is_transient(&self) -> bool {
@@ -111,6 +118,26 @@ where
     api.patch(&name, &params, &Patch::Apply(desired))
         .await
         .map_err(act_error::<K>("apply", &ns, &name))
+}
+
+/// Adds `owner` to the owner references of `obj`, keeping the others (a strategic merge patch keyed by uid),
+/// on the condition that `obj` is still at its resource version. A 409 Conflict means another writer came
+/// first: read the object again and decide again.
+pub async fn add_owner_reference<K>(client: &Client, obj: &K, owner: &OwnerReference) -> Result<K, ActError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let (api, ns, name) = namespaced(client, obj);
+    let patch = json!({"metadata": {
+        "resourceVersion": obj.meta().resource_version,
+        "ownerReferences": [owner],
+    }});
+    api.patch(&name, &manager(managers::OWNERS), &Patch::Strategic(patch))
+        .await
+        .map_err(act_error::<K>("add an owner to", &ns, &name))
 }
 
 /// Server-side applies a generated Service. A pre-existing Service of the same name (a user's apex
