@@ -11,6 +11,7 @@
 //! server-side applies with the primary's field manager (the copy) and merge patches of the one annotation
 //! (the pause).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use flagger_api::Canary;
@@ -242,12 +243,24 @@ fn differs<D: serde::Serialize, A: serde::Serialize>(desired: &D, actual: &A, li
     let (Ok(mut d), Ok(a)) = (serde_json::to_value(desired), serde_json::to_value(actual)) else {
         return true;
     };
+    let owner_uids = |v: &Value| -> BTreeSet<String> {
+        v.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some(r.get("uid")?.as_str()?.to_owned()))
+            .collect()
+    };
+    let owned = owner_uids(&d).is_subset(&owner_uids(&a));
     if let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut) {
-        // Compared by uid below; the server may add fields to the reference.
+        // Compared by uid above; the server may add fields to the reference.
         meta.remove("ownerReferences");
     }
     let len = |v: &Value| v.pointer(list).and_then(Value::as_array).map(Vec::len);
-    !is_subset(&d["spec"], &a["spec"]) || !is_subset(&d["metadata"], &a["metadata"]) || len(&d) != len(&a)
+    !owned
+        || !is_subset(&d["spec"], &a["spec"])
+        || !is_subset(&d["metadata"], &a["metadata"])
+        || len(&d) != len(&a)
 }
 
 #[cfg(test)]
@@ -263,6 +276,24 @@ mod tests {
         assert_eq!(scaled_object_resource("").api_version, "keda.sh/v1alpha1");
         assert_eq!(scaled_object_resource("keda.sh/v2").version, "v2");
         assert_eq!(scaled_object_resource("keda.sh/v2").plural, "scaledobjects");
+    }
+
+    #[test]
+    fn another_owner_is_a_difference() {
+        let owner = |uid: &str| json!({"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "name": "a", "uid": uid});
+        let desired = json!({"metadata": {"name": "a", "ownerReferences": [owner("new")]}, "spec": {}});
+        let actual = json!({"metadata": {"name": "a", "ownerReferences": [owner("old")]}, "spec": {}});
+        assert!(
+            differs(&desired, &actual, "/spec/metrics"),
+            "a recreated Canary owns the copy"
+        );
+        let mut same = actual.clone();
+        same["metadata"]["ownerReferences"][0]["uid"] = json!("new");
+        same["metadata"]["ownerReferences"][0]["controller"] = json!(true);
+        assert!(
+            !differs(&desired, &same, "/spec/metrics"),
+            "server-side additions to the reference"
+        );
     }
 
     #[test]
