@@ -55,9 +55,10 @@ async fn leads(what: &str, rx: &watch::Receiver<bool>, timeout: Duration) -> any
 async fn exactly_one_leads_and_a_crash_hands_over_within_the_lease() {
     let ns = TestNamespace::new("leader-crash").await.unwrap();
     let leases: Api<Lease> = ns.api();
+    // Short, but with a renew deadline that a slow API server on a loaded machine does not miss.
     let (lease, renew, retry) = (
-        Duration::from_secs(3),
-        Duration::from_secs(2),
+        Duration::from_secs(6),
+        Duration::from_millis(4500),
         Duration::from_millis(300),
     );
     let (rx_a, a) = LeaderElection::start(ns.client.clone(), config_for(&ns.name, "a", lease, renew, retry));

@@ -210,20 +210,22 @@ async fn duration_queries_match_a_fixed_latency() -> Result<()> {
     let app = spawn_scraped(&prom, config).await?;
     app.load_until_scraped(&prom, 150, 50.0, SCRAPE_TIMEOUT).await?;
 
-    // Every request takes 110ms plus scheduling slack (< 90ms even on a busy machine), so all observations
-    // fall into one histogram bucket and histogram_quantile(0.99) interpolates to 99% of that bucket:
-    // istio/envoy (100, 250] ms -> 248.5; linkerd (100, 200] ms -> 199; podinfo (0.1, 0.25] s -> 0.2485.
+    // Every request takes 110ms plus scheduling slack, so the observations fall into one histogram bucket
+    // and histogram_quantile(0.99) interpolates to 99% of that bucket: istio/envoy (100, 250] ms -> 248.5;
+    // linkerd (100, 200] ms -> 199; podinfo (0.1, 0.25] s -> 0.2485. A request or two delayed into the next
+    // bucket by a loaded machine moves the value up a little, still below the bucket's top; the units (ms
+    // or s) are what this checks.
     let mut failures = Vec::new();
     for (name, template, expected) in [
-        ("istio", ISTIO_DURATION, 248.5),
-        ("linkerd", LINKERD_DURATION, 199.0),
-        ("contour", CONTOUR_DURATION, 248.5),
-        ("kubernetes", HTTP_DURATION, 0.2485),
+        ("istio", ISTIO_DURATION, 240.0..=250.0),
+        ("linkerd", LINKERD_DURATION, 190.0..=200.0),
+        ("contour", CONTOUR_DURATION, 240.0..=250.0),
+        ("kubernetes", HTTP_DURATION, 0.240..=0.250),
     ] {
         let value = instant(&prom, template, &ns).await?;
-        eprintln!("request-duration {name}: {value} (expected {expected})");
-        if (value - expected).abs() > 1e-6 {
-            failures.push(format!("{name}: {value} != {expected}"));
+        eprintln!("request-duration {name}: {value} (expected {expected:?})");
+        if !expected.contains(&value) {
+            failures.push(format!("{name}: {value} outside {expected:?}"));
         }
     }
     // nginx's query is an average (sum / count * 1000), so it sees the latency itself.

@@ -76,7 +76,7 @@ fn steady_load(primary: &ScrapedApp, canary: Option<&ScrapedApp>, weights: (u32,
 async fn release_setup(ns: &TestNamespace, prom: &Prometheus) -> (History, Operator) {
     deploy_podinfo(ns, "podinfo:1.0.0").await;
     apply_canary(ns, &canary_yaml("kubernetes", ANALYSIS)).await;
-    let history = History::record(ns, "podinfo");
+    let history = History::record(ns, "podinfo").await;
     let server = format!("-metrics-server={}", prom.url());
     let op = operator(ns, &["-mesh-provider=kubernetes", &server]).await;
     wait_phase(ns, "podinfo", P::Initialized, RELEASE).await;
@@ -183,18 +183,18 @@ async fn a_healthy_canary_passes_its_builtin_checks_and_is_promoted() {
         history.seen(),
         op.logs()
     );
-    // Both checks ran on the real series and recorded what they read: a 100% success rate and a p99 of
-    // 248 ms (recorded in seconds).
+    // Both checks ran on the real series and recorded what they read: a 100% success rate and a p99 near
+    // the top of the (100, 250] ms bucket every request falls in, 248 ms (recorded in seconds).
     let text = op.metrics().await.unwrap();
     assert_eq!(
         metric_analysis(&text, &ns, "request-success-rate"),
         Some(100.0),
         "{text}"
     );
-    assert_eq!(
-        metric_analysis(&text, &ns, "request-duration"),
-        Some(0.248),
-        "{text}"
+    let duration = metric_analysis(&text, &ns, "request-duration");
+    assert!(
+        duration.is_some_and(|s| (0.240..=0.250).contains(&s)),
+        "{duration:?}\n{text}"
     );
     let halts = counted_events(&ns, |m| m.starts_with("Halt")).await;
     assert!(halts.is_empty(), "no failed check: {halts:?}");

@@ -92,7 +92,7 @@ async fn appmesh_v1beta2_failing_canary_returns_all_traffic_to_the_primary() {
         image_of(&deployment(&ns, "podinfo-primary").await),
         "podinfo:1.0.0"
     );
-    let pairs = weights.pairs();
+    let pairs = settled_pairs(|| weights.pairs(), |p| p.last() == Some(&(100, 0)), RELEASE).await;
     assert_eq!(pairs.last(), Some(&(100, 0)), "{pairs:?}\n{}", op.logs());
     assert!(
         pairs.iter().any(|(_, c)| *c > 0),

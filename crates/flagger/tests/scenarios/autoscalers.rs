@@ -48,7 +48,7 @@ spec:
         "spec:\n  autoscalerRef:\n    apiVersion: autoscaling/v2\n    kind: HorizontalPodAutoscaler\n    name: podinfo\n    primaryScalerReplicas: {minReplicas: 3, maxReplicas: 5}\n",
     );
     apply_canary(&ns, &yaml).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 
@@ -157,7 +157,7 @@ spec:
         "spec:\n  autoscalerRef: {apiVersion: keda.sh/v1alpha1, kind: ScaledObject, name: podinfo-so}\n",
     );
     apply_canary(&ns, &yaml).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 

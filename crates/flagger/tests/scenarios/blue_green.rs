@@ -40,7 +40,7 @@ spec:
         ),
     )
     .await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
 
     // Initialization: the primary, the Services, the target scaled to zero.
@@ -139,19 +139,25 @@ spec:
             .unwrap();
     }
 
-    // Flagger's operator metrics.
-    let metrics = op.metrics().await.unwrap();
+    // Flagger's operator metrics (set once the reconcile that wrote them finishes).
     let labels = format!("name=\"podinfo\",namespace=\"{}\"", ns.name);
-    for needle in [
+    let needles = [
         format!("flagger_canary_status{{{labels}}} 1"),
         format!("flagger_canary_total{{namespace=\"{}\"}} 1", ns.name),
         "flagger_canary_successes_total{".to_string(),
         "deployment_strategy=\"blue-green\"".to_string(),
         format!("flagger_canary_duration_seconds_count{{{labels}}}"),
         "flagger_info{".to_string(),
-    ] {
-        assert!(metrics.contains(&needle), "{needle} missing from\n{metrics}");
-    }
+    ];
+    testkit::kube::poll("the operator metrics", Duration::from_secs(30), || async {
+        let metrics = op.metrics().await?;
+        Ok(match needles.iter().find(|n| !metrics.contains(n.as_str())) {
+            None => Ok(()),
+            Some(missing) => Err(format!("{missing} missing from\n{metrics}")),
+        })
+    })
+    .await
+    .unwrap();
 
     // Idle: a reconcile of a Succeeded canary (triggered by a metadata change) writes nothing.
     let versions = || async {
@@ -160,8 +166,14 @@ spec:
             let api: kube::api::Api<k8s_openapi::api::core::v1::Service> = ns.api();
             v.push(api.get(svc).await.unwrap().metadata.resource_version);
         }
+        // The Deployment controller keeps writing the status of a Deployment scaled to zero a moment ago:
+        // a write of ours shows in the generation (spec) or the metadata.
         for d in ["podinfo", "podinfo-primary"] {
-            v.push(deployment(&ns, d).await.metadata.resource_version);
+            let m = deployment(&ns, d).await.metadata;
+            v.push(Some(format!(
+                "{:?} {:?} {:?}",
+                m.generation, m.labels, m.annotations
+            )));
         }
         let api: kube::api::Api<flagger_api::Canary> = ns.api();
         v.push(Some(format!("{:?}", api.get("podinfo").await.unwrap().status)));

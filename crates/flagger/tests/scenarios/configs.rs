@@ -94,7 +94,7 @@ async fn tracked_configs_are_copied_for_the_primary_and_a_data_change_is_release
         &canary_yaml("kubernetes", "interval: 10s\nthreshold: 2\niterations: 1"),
     )
     .await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     let initialized = wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 

@@ -19,7 +19,7 @@ async fn killed_while_progressing_resumes_without_a_doubled_step() {
     )
     .await;
     let weights = Weights::record(&ns, "v1alpha1");
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let mut op = operator(&ns, &["-mesh-provider=linkerd"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
     set_image(&ns, "podinfo:2.0.0").await;

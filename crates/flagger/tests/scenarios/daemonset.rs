@@ -73,7 +73,7 @@ async fn a_daemonset_is_released_blue_green_and_reverted_on_deletion() {
     let ns = namespace("ds").await;
     deploy_daemonset(&ns, "RollingUpdate").await;
     apply_canary(&ns, &daemonset_canary("  revertOnDeletion: true\n")).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 

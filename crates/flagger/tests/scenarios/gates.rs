@@ -25,7 +25,7 @@ webhooks:
         hooks.url("promotion-gate")
     );
     apply_canary(&ns, &canary_yaml("kubernetes", &analysis)).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
     set_image(&ns, "podinfo:2.0.0").await;

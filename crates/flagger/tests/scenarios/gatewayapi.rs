@@ -183,7 +183,7 @@ async fn v1_steps_to_max_weight_promotes_and_rolls_back() {
     let ns = gateway_namespace("gw-v1").await;
     let hooks = Receiver::start().await.unwrap();
     let analysis = format!(
-        "interval: 10s\nthreshold: 1\nstepWeight: 25\nmaxWeight: 50\nwebhooks:\n- {{name: load, url: \"{}\", timeout: 2s}}",
+        "interval: 10s\nthreshold: 1\nstepWeight: 25\nmaxWeight: 50\nwebhooks:\n- {{name: load, url: \"{}\", timeout: 10s}}",
         hooks.url("load")
     );
     let (route, op) = promoted_release(&ns, "gatewayapi:v1", "v1", &analysis).await;
@@ -205,7 +205,7 @@ async fn v1_steps_to_max_weight_promotes_and_rolls_back() {
     set_image(&ns, "podinfo:3.0.0").await;
     let failed = wait_phase(&ns, "podinfo", P::Failed, RELEASE).await;
     assert_eq!(failed.status.unwrap().canary_weight(), 0);
-    let pairs = route.pairs();
+    let pairs = settled_pairs(|| route.pairs(), |p| p.last() == Some(&(100, 0)), RELEASE).await;
     assert_eq!(&pairs[4..], &[(75, 25), (100, 0)], "{pairs:?}\n{}", op.logs());
     assert_eq!(
         image_of(&deployment(&ns, "podinfo-primary").await),

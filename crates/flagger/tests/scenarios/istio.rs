@@ -169,7 +169,7 @@ async fn istio_steps_to_max_weight_promotes_and_rolls_back() {
     let ns = istio_namespace("istio-progressive").await;
     let hooks = Receiver::start().await.unwrap();
     let analysis = format!(
-        "interval: 10s\nthreshold: 1\nstepWeight: 25\nmaxWeight: 50\nwebhooks:\n- {{name: load, url: \"{}\", timeout: 2s}}",
+        "interval: 10s\nthreshold: 1\nstepWeight: 25\nmaxWeight: 50\nwebhooks:\n- {{name: load, url: \"{}\", timeout: 10s}}",
         hooks.url("load")
     );
     let (vs, op) = promoted_release(&ns, ", hosts: [app.example.com]", &analysis).await;
@@ -192,7 +192,7 @@ async fn istio_steps_to_max_weight_promotes_and_rolls_back() {
     set_image(&ns, "podinfo:3.0.0").await;
     let failed = wait_phase(&ns, "podinfo", P::Failed, RELEASE).await;
     assert_eq!(failed.status.unwrap().canary_weight(), 0);
-    let pairs = vs.pairs();
+    let pairs = settled_pairs(|| vs.pairs(), |p| p.last() == Some(&(100, 0)), RELEASE).await;
     assert_eq!(&pairs[4..], &[(75, 25), (100, 0)], "{pairs:?}\n{}", op.logs());
     assert_eq!(
         image_of(&deployment(&ns, "podinfo-primary").await),

@@ -129,7 +129,7 @@ spec:
     maxWeight: 50
 ";
     apply_canary(&ns, yaml).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=knative"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
     let svc = services(&ns).get("podinfo").await.unwrap();

@@ -10,10 +10,11 @@ use testkit::operator::Operator;
 
 use crate::support::*;
 
+// Short, but with a renew deadline that a slow API server on a loaded machine does not miss.
 const LEASE: [&str; 4] = [
     "-enable-leader-election",
-    "-leader-election-lease-duration=4s",
-    "-leader-election-renew-deadline=3s",
+    "-leader-election-lease-duration=8s",
+    "-leader-election-renew-deadline=6s",
     "-leader-election-retry-period=1s",
 ];
 
@@ -78,7 +79,7 @@ webhooks:
 
     // Killing the leader (no chance to release the lease) hands over within the lease time.
     first.kill().unwrap();
-    wait_leader(&second, "the second operator to lead", Duration::from_secs(15)).await;
+    wait_leader(&second, "the second operator to lead", Duration::from_secs(30)).await;
     let done = wait_phase(&ns, "podinfo", P::Succeeded, RELEASE).await;
     assert_eq!(
         image_of(&deployment(&ns, "podinfo-primary").await),

@@ -82,7 +82,7 @@ spec:
 async fn a_settled_canary_from_flagger_is_adopted_without_an_analysis() {
     let ns = namespace("adopt").await;
     flagger_left(&ns, "podinfo:1.0.0", "podinfo:1.0.0").await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     let t = dotted(&ns);
     wait_event(
@@ -159,7 +159,7 @@ async fn a_settled_canary_from_flagger_is_adopted_without_an_analysis() {
 async fn a_canary_from_flagger_whose_target_changed_is_analysed() {
     let ns = namespace("adoptchg").await;
     flagger_left(&ns, "podinfo:2.0.0", "podinfo:1.0.0").await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Progressing, RELEASE).await;
     wait_event(

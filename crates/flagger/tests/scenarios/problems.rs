@@ -92,7 +92,7 @@ async fn skip_analysis_promotes_without_checks() {
         "  provider: kubernetes\n  skipAnalysis: true\n",
     );
     apply_canary(&ns, &yaml).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let _op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
     set_image(&ns, "podinfo:2.0.0").await;
@@ -123,7 +123,7 @@ async fn a_suspended_canary_does_not_start_a_release() {
         &canary_yaml("kubernetes", "interval: 10s\nthreshold: 2\niterations: 1"),
     )
     .await;
-    let _op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
+    let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 
     let api: Api<Canary> = ns.api();
@@ -132,12 +132,22 @@ async fn a_suspended_canary_does_not_start_a_release() {
     api.patch("podinfo", &params, &kube::api::Patch::Merge(&suspend(true)))
         .await
         .unwrap();
-    set_image(&ns, "podinfo:2.0.0").await;
+    // The operator has seen the suspension before the new revision arrives.
     wait_event(
         &ns,
         "podinfo",
         "skipping canary run as object is suspended",
         Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let reconciles = || op.logs().matches("\"reconciled\"").count();
+    let count = reconciles();
+    set_image(&ns, "podinfo:2.0.0").await;
+    testkit::kube::poll(
+        "a reconcile of the new revision",
+        Duration::from_secs(30),
+        || async { Ok(if reconciles() > count { Ok(()) } else { Err(count) }) },
     )
     .await
     .unwrap();

@@ -21,7 +21,7 @@ webhooks:
         hooks.url("gate")
     );
     apply_canary(&ns, &canary_yaml("kubernetes", &analysis)).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 
@@ -32,13 +32,14 @@ webhooks:
     .await;
     let gate_calls = hooks.calls_to("gate").len();
     set_image(&ns, "podinfo:3.0.0").await;
-    // The restart is picked up at once (a watch event), not at the next interval.
+    // The restart is picked up at once (a watch event), not at the next interval: the tick that wrote
+    // the second iteration was just now, so the next is about 10 s away.
     let t = dotted(&ns);
     wait_event(
         &ns,
         "podinfo",
         &format!("New revision detected! Restarting analysis for {t}"),
-        Duration::from_secs(5),
+        Duration::from_secs(8),
     )
     .await
     .unwrap();

@@ -24,7 +24,7 @@ webhooks:
         hooks.url("post")
     );
     apply_canary(&ns, &canary_yaml("kubernetes", &analysis)).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 
@@ -111,7 +111,7 @@ async fn a_canary_past_its_progress_deadline_is_rolled_back() {
         "  provider: kubernetes\n  progressDeadlineSeconds: 15\n",
     );
     apply_canary(&ns, &yaml).await;
-    let history = History::record(&ns, "podinfo");
+    let history = History::record(&ns, "podinfo").await;
     let op = operator(&ns, &["-mesh-provider=kubernetes"]).await;
     wait_phase(&ns, "podinfo", P::Initialized, RELEASE).await;
 

@@ -292,7 +292,7 @@ async fn release_through(p: Provider) {
     .unwrap();
     hooks.set_status("load", 500);
     wait_named_phase(&ns, &name, P::Failed).await;
-    let pairs = seen.pairs();
+    let pairs = settled_pairs(|| seen.pairs(), |p| p.last() == Some(&(100, 0)), RELEASE).await;
     assert_eq!(
         pairs.last(),
         Some(&(100, 0)),

@@ -102,14 +102,22 @@ pub struct Seen {
 pub struct History(Arc<Mutex<Vec<Seen>>>);
 
 impl History {
-    /// Starts watching `name` in the namespace.
-    pub fn record(ns: &TestNamespace, name: &str) -> Self {
+    /// Starts watching `name` in the namespace, and returns once the watch has listed it (so no status the
+    /// operator writes afterwards is missed).
+    pub async fn record(ns: &TestNamespace, name: &str) -> Self {
         let history = Self::default();
         let api: Api<Canary> = ns.api();
         let h = history.clone();
         let mut stream = watcher::watch_object(api, name).boxed();
+        let (listed, first) = tokio::sync::oneshot::channel();
+        let mut listed = Some(listed);
         tokio::spawn(async move {
             while let Some(item) = stream.next().await {
+                if item.is_ok()
+                    && let Some(listed) = listed.take()
+                {
+                    let _ = listed.send(());
+                }
                 let Ok(Some(canary)) = item else { continue };
                 let Some(s) = canary.status else { continue };
                 let seen = Seen {
@@ -124,6 +132,10 @@ impl History {
                 }
             }
         });
+        tokio::time::timeout(Duration::from_secs(30), first)
+            .await
+            .expect("the Canary watch to list within 30 s")
+            .expect("the Canary watch to run");
         history
     }
 
@@ -337,5 +349,23 @@ impl Weights {
         })
         .await
         .unwrap();
+    }
+}
+
+/// The weight pairs a recorder has seen once `done` holds for them, or after `timeout` whatever it has seen
+/// (for the caller's assertion to report). A route write reaches a recorder through a watch, which may
+/// deliver it after the Canary status the test waited for was already readable.
+pub async fn settled_pairs(
+    pairs: impl Fn() -> Vec<(i64, i64)>,
+    done: impl Fn(&[(i64, i64)]) -> bool,
+    timeout: Duration,
+) -> Vec<(i64, i64)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let seen = pairs();
+        if done(&seen) || tokio::time::Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
