@@ -72,7 +72,6 @@ use std::collections::BTreeMap;
 use flagger_api::Canary;
 use flagger_core::machine::Routes;
 use flagger_core::primary::WorkloadOptions;
-use flagger_core::provider::MeshProvider;
 use flagger_core::services::TOOLKIT_ANNOTATIONS;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt as _;
@@ -250,15 +249,6 @@ impl AppMeshRouter {
         Self {
             selector_labels,
             ..self
-        }
-    }
-
-    /// The router of an `appmesh` provider, `None` for other providers.
-    pub fn for_provider(provider: &MeshProvider) -> Option<Self> {
-        match provider {
-            MeshProvider::AppMeshV1beta2 => Some(Self::new(AppMeshVersion::V1beta2)),
-            MeshProvider::AppMesh => Some(Self::new(AppMeshVersion::V1beta1)),
-            _ => None,
         }
     }
 
@@ -1236,12 +1226,7 @@ mod tests {
     }
 
     #[test]
-    fn providers_select_the_version() {
-        let r = |p: &str| AppMeshRouter::for_provider(&MeshProvider::parse(p).unwrap()).map(|r| r.version());
-        assert_eq!(r("appmesh:v1beta2"), Some(AppMeshVersion::V1beta2));
-        assert_eq!(r("appmesh:v1beta2x"), Some(AppMeshVersion::V1beta2));
-        assert_eq!(r("appmesh"), Some(AppMeshVersion::V1beta1));
-        assert_eq!(r("linkerd"), None);
+    fn versions_have_their_api_resource() {
         let res = api_resource(AppMeshVersion::V1beta1, Kind::VirtualService);
         assert_eq!(res.api_version, "appmesh.k8s.aws/v1beta1");
         assert_eq!(res.plural, "virtualservices");

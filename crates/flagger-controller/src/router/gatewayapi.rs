@@ -67,7 +67,6 @@ use std::collections::BTreeMap;
 use flagger_api::istio::{CorsPolicy, HeaderOperations, HttpMatchRequest, StringMatch};
 use flagger_api::{Canary, CanaryPhase, SessionAffinity};
 use flagger_core::machine::Routes;
-use flagger_core::provider::MeshProvider;
 use flagger_core::services::TOOLKIT_ANNOTATIONS;
 use kube::ResourceExt as _;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -163,15 +162,6 @@ impl GatewayApiRouter {
     /// The router writing HTTPRoutes of `version`.
     pub fn new(version: RouteVersion) -> Self {
         Self { version }
-    }
-
-    /// The router of a `gatewayapi:*` provider, `None` for other providers.
-    pub fn for_provider(provider: &MeshProvider) -> Option<Self> {
-        match provider {
-            MeshProvider::GatewayApiV1 => Some(Self::new(RouteVersion::V1)),
-            MeshProvider::GatewayApiV1beta1 => Some(Self::new(RouteVersion::V1beta1)),
-            _ => None,
-        }
     }
 
     /// The HTTPRoute API version this router writes.
@@ -1288,16 +1278,7 @@ mod tests {
     }
 
     #[test]
-    fn providers_select_the_version() {
-        assert_eq!(
-            GatewayApiRouter::for_provider(&MeshProvider::GatewayApiV1).map(|r| r.version()),
-            Some(RouteVersion::V1)
-        );
-        assert_eq!(
-            GatewayApiRouter::for_provider(&MeshProvider::GatewayApiV1beta1).map(|r| r.version()),
-            Some(RouteVersion::V1beta1)
-        );
-        assert_eq!(GatewayApiRouter::for_provider(&MeshProvider::Linkerd), None);
+    fn versions_have_their_api_resource() {
         let r = api_resource(RouteVersion::V1beta1);
         assert_eq!(
             (r.api_version.as_str(), r.kind.as_str(), r.plural.as_str()),

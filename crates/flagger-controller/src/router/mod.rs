@@ -72,9 +72,6 @@ pub enum RouterError {
     /// The process lost leadership.
     #[error(transparent)]
     NotLeader(#[from] NotLeader),
-    /// This build has no router for the provider yet.
-    #[error("the {0} router is not available in this build of flagger-rs")]
-    Unsupported(String),
 }
 
 impl RouterError {
@@ -103,7 +100,7 @@ impl RouterError {
                 _ => true,
             },
             Self::Cache(_) | Self::Invalid(_) => true,
-            Self::NotLeader(_) | Self::Unsupported(_) => false,
+            Self::NotLeader(_) => false,
         }
     }
 }
@@ -137,8 +134,6 @@ pub enum AnyRouter {
     Skipper(skipper::SkipperRouter),
     /// `contour`: a Contour HTTPProxy.
     Contour(contour::ContourRouter),
-    /// A provider whose router is not built yet.
-    Unsupported(MeshProvider),
 }
 
 impl AnyRouter {
@@ -167,19 +162,20 @@ impl AnyRouter {
             MeshProvider::Apisix => Self::Apisix(apisix::ApisixRouter),
             MeshProvider::Gloo => Self::Gloo(gloo::GlooRouter),
             MeshProvider::AppMesh | MeshProvider::AppMeshV1beta2 => {
-                appmesh::AppMeshRouter::for_provider(provider).map_or_else(
-                    || Self::Unsupported(provider.clone()),
-                    |r| Self::AppMesh(r.with_selector_labels(ingress.selector_labels.clone())),
+                let version = if *provider == MeshProvider::AppMeshV1beta2 {
+                    appmesh::AppMeshVersion::V1beta2
+                } else {
+                    appmesh::AppMeshVersion::V1beta1
+                };
+                Self::AppMesh(
+                    appmesh::AppMeshRouter::new(version)
+                        .with_selector_labels(ingress.selector_labels.clone()),
                 )
             }
             MeshProvider::Nginx => Self::Nginx(nginx::NginxRouter::new(&ingress.annotations_prefix)),
             MeshProvider::Skipper => Self::Skipper(skipper::SkipperRouter),
             MeshProvider::Contour => Self::Contour(contour::ContourRouter::new(&ingress.class)),
         }
-    }
-
-    fn unsupported(provider: &MeshProvider) -> RouterError {
-        RouterError::Unsupported(format!("{provider:?}").to_lowercase())
     }
 
     /// Creates or takes over the routing objects.
@@ -198,7 +194,6 @@ impl AnyRouter {
             Self::Kuma(r) => r.reconcile(cx).await,
             Self::Apisix(r) => r.reconcile(cx).await,
             Self::Gloo(r) => r.reconcile(cx).await,
-            Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
 
@@ -218,7 +213,6 @@ impl AnyRouter {
             Self::Kuma(r) => r.get_routes(cx).await,
             Self::Apisix(r) => r.get_routes(cx).await,
             Self::Gloo(r) => r.get_routes(cx).await,
-            Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
 
@@ -238,7 +232,6 @@ impl AnyRouter {
             Self::Kuma(r) => r.set_routes(cx, routes).await,
             Self::Apisix(r) => r.set_routes(cx, routes).await,
             Self::Gloo(r) => r.set_routes(cx, routes).await,
-            Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
 
@@ -258,7 +251,6 @@ impl AnyRouter {
             Self::Kuma(r) => r.finalize(cx).await,
             Self::Apisix(r) => r.finalize(cx).await,
             Self::Gloo(r) => r.finalize(cx).await,
-            Self::Unsupported(p) => Err(Self::unsupported(p)),
         }
     }
 }
@@ -308,5 +300,36 @@ impl RouterOptions {
             class: config.ingress_class.clone(),
             selector_labels: config.workload.selector_labels.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_select_the_router_and_its_version() {
+        let router = |p: &str| AnyRouter::for_provider(&MeshProvider::parse(p).unwrap());
+        let appmesh = |p| match router(p) {
+            AnyRouter::AppMesh(r) => Some(r.version()),
+            _ => None,
+        };
+        assert_eq!(appmesh("appmesh:v1beta2"), Some(appmesh::AppMeshVersion::V1beta2));
+        assert_eq!(
+            appmesh("appmesh:v1beta2x"),
+            Some(appmesh::AppMeshVersion::V1beta2)
+        );
+        assert_eq!(appmesh("appmesh"), Some(appmesh::AppMeshVersion::V1beta1));
+        assert_eq!(appmesh("linkerd"), None);
+        let gateway = |p| match router(p) {
+            AnyRouter::GatewayApi(r) => Some(r.version()),
+            _ => None,
+        };
+        assert_eq!(gateway("gatewayapi:v1"), Some(gatewayapi::RouteVersion::V1));
+        assert_eq!(
+            gateway("gatewayapi:v1beta1"),
+            Some(gatewayapi::RouteVersion::V1beta1)
+        );
+        assert_eq!(gateway("linkerd"), None);
     }
 }
