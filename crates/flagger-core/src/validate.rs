@@ -182,7 +182,7 @@ pub fn validate_canary(canary: &Canary, ctx: &ValidationContext) -> Result<(), V
             format!("{target_kind:?} is not supported; expected Deployment, DaemonSet or Service"),
         );
     }
-    let knative_target = target_kind == "Service" && target.api_version == "serving.knative.dev/v1";
+    let knative_target = target.is_knative_service();
     if knative_target && spec_provider != Some("knative") {
         let shown = spec_provider.map_or_else(
             || format!("{} (from -mesh-provider)", ctx.mesh_provider),
