@@ -47,10 +47,9 @@ use flagger_core::machine::Routes;
 use flagger_core::services::TOOLKIT_ANNOTATIONS;
 use kube::ResourceExt as _;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::reflector::ObjectRef;
 use serde_json::{Map, Value, json};
 
-use super::takeover::namespace;
+use super::takeover::{Kind, namespace};
 use super::{RouteCx, RouterError};
 
 /// The API group.
@@ -168,13 +167,20 @@ impl ContourRouter {
         missing(&labels, current.labels()) || missing(&annotations, current.annotations())
     }
 
-    async fn cached(&self, cx: &RouteCx<'_>) -> Result<Option<DynamicObject>, RouterError> {
-        let ns = namespace(cx.canary)?;
-        let resource = api_resource();
-        let store = cx.caches.dynamic(&resource, true).await?;
-        Ok(store
-            .get(&ObjectRef::new_with(cx.canary.service_name(), resource).within(ns))
-            .map(|o| o.as_ref().clone()))
+    /// The proxy from the watch cache or, when the cache has not seen it and `live_fallback` is set, from the
+    /// API server: a user's proxy created a moment ago must be taken over, not overwritten as if new.
+    async fn cached(
+        &self,
+        cx: &RouteCx<'_>,
+        live_fallback: bool,
+    ) -> Result<Option<DynamicObject>, RouterError> {
+        let kind = Kind {
+            resource: api_resource(),
+            namespaced: true,
+            field_manager: FIELD_MANAGER,
+        };
+        kind.current(cx, namespace(cx.canary)?, cx.canary.service_name(), live_fallback)
+            .await
     }
 
     async fn apply(&self, cx: &RouteCx<'_>, object: &Value) -> Result<(), RouterError> {
@@ -194,7 +200,7 @@ impl ContourRouter {
 
     /// Creates the proxy, or rewrites what this router owns of it when it differs (see the module doc).
     pub async fn reconcile(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
-        let current = self.cached(cx).await?;
+        let current = self.cached(cx, true).await?;
         if let Some(current) = &current
             && !self.differs(cx.canary, current)
         {
@@ -212,7 +218,7 @@ impl ContourRouter {
     pub async fn get_routes(&self, cx: &RouteCx<'_>) -> Result<Routes, RouterError> {
         let ns = namespace(cx.canary)?;
         let apex = cx.canary.service_name();
-        let current = self.cached(cx).await?.ok_or_else(|| {
+        let current = self.cached(cx, false).await?.ok_or_else(|| {
             RouterError::Invalid(format!(
                 "HTTPProxy {apex}.{ns} get query error httpproxies.projectcontour.io \"{apex}\" not found"
             ))
@@ -229,7 +235,7 @@ impl ContourRouter {
                 "HTTPProxy {apex}.{ns} update failed: no valid weights"
             )));
         }
-        let current = self.cached(cx).await?.ok_or_else(|| {
+        let current = self.cached(cx, false).await?.ok_or_else(|| {
             RouterError::Invalid(format!(
                 "HTTPProxy {apex}.{ns} query error: httpproxies.projectcontour.io \"{apex}\" not found"
             ))
@@ -243,7 +249,7 @@ impl ContourRouter {
     pub async fn finalize(&self, cx: &RouteCx<'_>) -> Result<(), RouterError> {
         let ns = namespace(cx.canary)?;
         let apex = cx.canary.service_name();
-        let Some(current) = self.cached(cx).await? else {
+        let Some(current) = self.cached(cx, true).await? else {
             return Ok(());
         };
         let Some(stored) = current.annotations().get(ORIGINAL_CONFIGURATION_ANNOTATION) else {

@@ -219,7 +219,7 @@ impl NginxRouter {
         let canary = cx.canary;
         let ns = namespace(canary)?;
         let source = ingress_ref(canary)?;
-        let ingress = cached_ingress(cx, ns, source)
+        let ingress = cached_ingress(cx, ns, source, true)
             .await?
             .ok_or_else(|| RouterError::Invalid(not_found("ingress", source, ns)))?;
         let desired = self.desired(canary, &ingress).map_err(RouterError::Invalid)?;
@@ -239,7 +239,7 @@ impl NginxRouter {
         let canary = cx.canary;
         let ns = namespace(canary)?;
         let name = canary_ingress_name(canary).map_err(RouterError::Invalid)?;
-        let current = cached_ingress(cx, ns, &name)
+        let current = cached_ingress(cx, ns, &name, false)
             .await?
             .ok_or_else(|| RouterError::Invalid(not_found("ingress", &name, ns)))?;
         self.read_routes(canary, current.annotations())
@@ -251,7 +251,7 @@ impl NginxRouter {
         let canary = cx.canary;
         let ns = namespace(canary)?;
         let name = canary_ingress_name(canary).map_err(RouterError::Invalid)?;
-        let current = cached_ingress(cx, ns, &name)
+        let current = cached_ingress(cx, ns, &name, false)
             .await?
             .ok_or_else(|| RouterError::Invalid(not_found("ingress", &name, ns)))?;
         patch_annotations(cx, current, |a| self.routes_annotations(canary, a, routes)).await
@@ -371,13 +371,15 @@ fn ingresses() -> takeover::Kind {
     }
 }
 
-/// An Ingress from the watch cache.
+/// An Ingress from the watch cache or, when the cache has not seen it and `live_fallback` is set, from the
+/// API server (a user's Ingress created a moment before its canary is found at once).
 pub(crate) async fn cached_ingress(
     cx: &RouteCx<'_>,
     ns: &str,
     name: &str,
+    live_fallback: bool,
 ) -> Result<Option<DynamicObject>, RouterError> {
-    ingresses().current(cx, ns, name, false).await
+    ingresses().current(cx, ns, name, live_fallback).await
 }
 
 /// Creates the Ingress `desired` when the cache does not have it; otherwise, when `differs(current,
@@ -400,7 +402,7 @@ pub(crate) async fn ensure_ingress(
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PostParams::default()
     };
-    let mut current = match cached_ingress(cx, ns, &name).await? {
+    let mut current = match cached_ingress(cx, ns, &name, false).await? {
         Some(current) => current,
         None => {
             let object: DynamicObject = serde_json::from_value(desired.clone())

@@ -144,7 +144,7 @@ impl SkipperRouter {
         let canary = cx.canary;
         let ns = namespace(canary)?;
         let source = ingress_ref(canary)?;
-        let ingress = cached_ingress(cx, ns, source)
+        let ingress = cached_ingress(cx, ns, source, true)
             .await?
             .ok_or_else(|| RouterError::Invalid(not_found("apexIngress", source, ns)))?;
         let desired = Self::desired(canary, &ingress).map_err(RouterError::Invalid)?;
@@ -175,7 +175,7 @@ impl SkipperRouter {
         let canary = cx.canary;
         let ns = namespace(canary)?;
         let name = canary_ingress_name(canary).map_err(RouterError::Invalid)?;
-        let current = cached_ingress(cx, ns, &name)
+        let current = cached_ingress(cx, ns, &name, false)
             .await?
             .ok_or_else(|| RouterError::Invalid(not_found("ingress", &name, ns)))?;
         read_routes(canary, &name, ns, current.annotations()).map_err(RouterError::Invalid)
@@ -186,7 +186,7 @@ impl SkipperRouter {
         let canary = cx.canary;
         let ns = namespace(canary)?;
         let name = canary_ingress_name(canary).map_err(RouterError::Invalid)?;
-        let current = cached_ingress(cx, ns, &name)
+        let current = cached_ingress(cx, ns, &name, false)
             .await?
             .ok_or_else(|| RouterError::Invalid(not_found("ingress", &name, ns)))?;
         patch_annotations(cx, current, |a| {
