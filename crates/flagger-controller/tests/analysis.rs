@@ -166,7 +166,13 @@ async fn builtin_checks_against_prometheus() -> Result<()> {
     let success = gauge("request-success-rate")
         .with_context(|| format!("no request-success-rate gauge in /metrics:\n{text}"))?;
     assert!((89.0..=91.0).contains(&success), "success rate {success}");
-    assert_eq!(gauge("request-duration"), Some(0.248), "{text}");
+    // p99 near the top of the (100, 250] ms bucket every request falls in: 248 ms, or a little more when a
+    // loaded machine delays a request into the next bucket (whole milliseconds, in seconds).
+    let duration = gauge("request-duration");
+    assert!(
+        duration.is_some_and(|s| (0.240..=0.250).contains(&s)),
+        "{duration:?}\n{text}"
+    );
 
     // Failing success rate: Flagger's text with the measured value.
     let failing = canary(
@@ -199,12 +205,16 @@ async fn builtin_checks_against_prometheus() -> Result<()> {
         serde_json::json!({}),
     );
     let outcome = analysis.run(&slow, &caches).await;
-    assert_eq!(
-        messages(&outcome),
-        [format!(
-            "Halt podinfo.{n} advancement request duration 248ms > 100ms"
-        )]
-    );
+    let [message] = messages(&outcome)[..] else {
+        panic!("expected one event: {outcome:?}");
+    };
+    let ms = value_between(
+        message,
+        &format!("Halt podinfo.{n} advancement request duration "),
+        "ms > 100ms",
+    )
+    .with_context(|| format!("unexpected event {message:?}"))?;
+    assert!(ms.fract() == 0.0 && (240.0..=250.0).contains(&ms), "{message}");
 
     // No traffic: a target Prometheus has never seen.
     let idle = |metric: &str| {

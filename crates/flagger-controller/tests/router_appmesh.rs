@@ -333,8 +333,17 @@ async fn v1beta2_create_weights_update_and_finalize() -> Result<()> {
             == targets(100, 0)
     );
 
-    // Once the cache shows them, reconcile sends nothing.
+    // Once the cache shows them, reconcile sends nothing (with the gate closed, a write it still wants is
+    // refused as NotLeader).
     env.wait_for_routes(&router, &env.canary, Routes::PRIMARY).await?;
+    poll("every object cached as written", DEADLINE, || async {
+        Ok(match router.reconcile(&env.cx(&env.canary, &closed)).await {
+            Ok(()) => Ok(()),
+            Err(RouterError::NotLeader(_)) => Err("a write still looks needed"),
+            Err(e) => return Err(e.into()),
+        })
+    })
+    .await?;
     let before = versions(&env, AppMeshVersion::V1beta2).await?;
     router.reconcile(&env.cx(&env.canary, &open)).await?;
     router.reconcile(&env.cx(&env.canary, &closed)).await?;

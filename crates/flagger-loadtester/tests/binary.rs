@@ -171,18 +171,27 @@ async fn sigterm_waits_for_running_requests_then_exits() {
     let lt = Process::start(&[], None);
     assert_eq!(get(&lt.url("/healthz")).await, (200, "OK".to_owned()));
     // A blocking task in flight when SIGTERM arrives still gets its answer.
+    let dir = std::env::temp_dir().join(format!("lt-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = dir.join("started");
+    let cmd = format!("touch {}; sleep 1; echo done", started.display());
     let url = lt.url("/");
     let inflight = tokio::spawn(async move {
         post(
             &url,
             &payload(
                 "test",
-                json!({"type": "bash", "cmd": "sleep 1; echo done", "returnCmdOutput": "true"}),
+                json!({"type": "bash", "cmd": cmd, "returnCmdOutput": "true"}),
             ),
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM once the task runs (the request has been read).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < deadline, "the task never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, log) = tokio::task::spawn_blocking(move || lt.terminate()).await.unwrap();
     assert_eq!(inflight.await.unwrap(), (200, "done\n".to_owned()));
     assert!(status.success(), "{status:?}");
@@ -196,6 +205,7 @@ async fn sigterm_waits_for_running_requests_then_exits() {
         first["level"].is_string() && first["ts"].is_string() && first["msg"].is_string(),
         "{first}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

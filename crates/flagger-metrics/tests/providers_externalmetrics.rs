@@ -196,7 +196,8 @@ async fn requests_time_out_after_five_seconds() {
     let took = started.elapsed();
     assert!(matches!(err, ProviderError::Request { .. }), "{err}");
     assert!(
-        took >= Duration::from_millis(4900) && took < Duration::from_secs(8),
+        // Bounded by the 5 s timeout (the server holds the connection forever).
+        took >= Duration::from_millis(4900) && took < Duration::from_secs(20),
         "{took:?}"
     );
     held.abort();

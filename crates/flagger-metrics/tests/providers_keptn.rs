@@ -270,7 +270,7 @@ async fn analysis_results_as_the_keptn_controller_completes_them() {
 
         let value = run.await.unwrap().unwrap();
         assert_eq!(value, expected, "pass={pass}");
-        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(20));
         assert_deleted(&analyses, &name).await;
     }
 }
@@ -306,7 +306,9 @@ async fn an_analysis_that_never_completes_times_out_and_is_deleted() {
     let err = run.await.unwrap().unwrap_err();
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(2900) && took < Duration::from_secs(6),
+        // Bounded by the 3 s timeout (without it the wait would never end); the rest is API calls on a
+        // possibly loaded server.
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(15),
         "{took:?}"
     );
     assert!(

@@ -348,8 +348,9 @@ async fn timeouts_are_retried() {
         ResponseTemplate::new(200).set_delay(Duration::from_secs(30)),
     )
     .await;
+    // Long enough for the mock server to have read each request before the client gives up on it.
     let h = CanaryWebhook {
-        timeout: Some("100ms".into()),
+        timeout: Some("500ms".into()),
         retries: Some(2),
         ..hook(format!("{}/hook", server.uri()))
     };

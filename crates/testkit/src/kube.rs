@@ -104,8 +104,9 @@ impl Drop for TestNamespace {
     }
 }
 
-/// Polls `check` every 100ms until it returns `Some`, failing after `timeout` with `what` and the last
-/// observed state. `check` returns `Err` only for errors that should end the wait at once.
+/// Polls `check` every 100ms until it returns `Ok(Ok(_))`, failing after `timeout` with `what` and the last
+/// observed state. `check` returns `Err` for errors that should end the wait at once; a transient API error
+/// (throttling, a server error, a dropped connection: a loaded API server) only ends it at the deadline.
 pub async fn poll<T, S, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
 where
     S: Debug,
@@ -114,7 +115,14 @@ where
 {
     let deadline = Instant::now() + timeout;
     loop {
-        let last = check().await?;
+        let last = match check().await {
+            Ok(last) => last,
+            Err(e) if is_transient(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match last {
             Ok(value) => return Ok(value),
             Err(state) if Instant::now() >= deadline => {
@@ -122,6 +130,15 @@ where
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// Whether `e` is a Kubernetes API error that asking again may not repeat.
+fn is_transient(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(status)) => status.code == 429 || status.code >= 500,
+        Some(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+        _ => false,
     }
 }
 
@@ -219,6 +236,36 @@ pub async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn transient_api_errors_are_retried_until_the_deadline_and_others_end_the_wait() {
+        let api_error = |code| {
+            anyhow::Error::from(kube::Error::Api(
+                kube::core::Status::failure("x", "y").with_code(code).boxed(),
+            ))
+        };
+        assert!(is_transient(&api_error(503)) && is_transient(&api_error(429)));
+        assert!(!is_transient(&api_error(404)) && !is_transient(&anyhow::anyhow!("other")));
+
+        // A 503 and then the answer: the wait goes on through the error.
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let value = poll("an answer", Duration::from_secs(10), || async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Err(api_error(503)),
+                _ => Ok(Ok::<_, ()>(7)),
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(value, 7);
+        // A 404 ends it at once.
+        let err = poll("an answer", Duration::from_secs(10), || async {
+            Err::<Result<(), ()>, _>(api_error(404))
+        })
+        .await
+        .unwrap_err();
+        assert!(format!("{err:#}").contains('x'), "{err:#}");
+    }
 
     /// The error of a connection attempt that must fail.
     async fn failure(path: Option<&std::ffi::OsStr>) -> String {
