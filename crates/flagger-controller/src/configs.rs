@@ -188,12 +188,12 @@ pub async fn ensure_copy_owners(
             .caches
             .config_map(&namespace_of(cm.as_ref()), &copy(cm.name_any()))
         {
-            ensure_owner(ctx, &owner, existing.as_ref().clone()).await?;
+            ensure_owner(ctx, &owner, existing).await?;
         }
     }
     for s in &tracked.secrets {
         if let Some(existing) = ctx.caches.secret(&namespace_of(s.as_ref()), &copy(s.name_any())) {
-            ensure_owner(ctx, &owner, existing.as_ref().clone()).await?;
+            ensure_owner(ctx, &owner, existing).await?;
         }
     }
     Ok(())
@@ -205,7 +205,7 @@ fn namespace_of<K: kube::Resource>(obj: &K) -> String {
 
 /// Server-side applies a copy's data and metadata when they differ from `existing`, returning the copy as
 /// it now is. Canaries sharing a config apply the same content, so concurrent applies agree.
-async fn sync_copy<K>(ctx: &Context, desired: &K, existing: Option<Arc<K>>) -> Result<K, ApplyError>
+async fn sync_copy<K>(ctx: &Context, desired: &K, existing: Option<Arc<K>>) -> Result<Arc<K>, ApplyError>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -214,14 +214,14 @@ where
         + std::fmt::Debug,
 {
     match existing {
-        Some(existing) if !differs(desired, Some(existing.as_ref())) => Ok(existing.as_ref().clone()),
+        Some(existing) if !differs(desired, Some(existing.as_ref())) => Ok(existing),
         _ => {
             ctx.gate.check()?;
             let copy = flagger_k8s::apply_primary_object(&ctx.client, desired)
                 .await
                 .map_err(Box::new)?;
             tracing::info!("{} {} synced", K::kind(&()), copy.name_any());
-            Ok(copy)
+            Ok(Arc::new(copy))
         }
     }
 }
@@ -230,8 +230,9 @@ where
 const OWNER_ATTEMPTS: usize = 5;
 
 /// Adds the Canary's owner reference to `copy` unless it is there. The patch is conditional on the copy's
-/// resource version; on a conflict the copy is read again and the decision made again.
-async fn ensure_owner<K>(ctx: &Context, owner: &OwnerReference, mut copy: K) -> Result<(), ApplyError>
+/// resource version; on a conflict the copy is read again and the decision made again. Nothing is copied
+/// or sent when the (cached) copy already names the Canary.
+async fn ensure_owner<K>(ctx: &Context, owner: &OwnerReference, mut copy: Arc<K>) -> Result<(), ApplyError>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -243,12 +244,13 @@ where
             return Ok(());
         };
         ctx.gate.check()?;
-        match flagger_k8s::add_owner_reference(&ctx.client, &copy, &reference).await {
+        match flagger_k8s::add_owner_reference(&ctx.client, copy.as_ref(), &reference).await {
             Ok(_) => return Ok(()),
             Err(e) if e.is_conflict() && attempt < OWNER_ATTEMPTS => {
-                let api: kube::Api<K> = kube::Api::namespaced(ctx.client.clone(), &namespace_of(&copy));
+                let api: kube::Api<K> =
+                    kube::Api::namespaced(ctx.client.clone(), &namespace_of(copy.as_ref()));
                 match api.get_opt(&copy.name_any()).await {
-                    Ok(Some(current)) => copy = current,
+                    Ok(Some(current)) => copy = Arc::new(current),
                     // Deleted in between: the next sync creates it again.
                     Ok(None) => return Ok(()),
                     Err(_) => return Err(Box::new(e).into()),
