@@ -127,16 +127,15 @@ fn differs<K: serde::Serialize>(desired: &K, actual: Option<&K>) -> bool {
 /// Whether some `-primary` copy is missing or holds other data than its source: the primary does not run
 /// the current configs yet (a promotion must then restart it).
 pub fn copies_outdated(caches: &Caches, tracked: &TrackedConfigs) -> bool {
-    let copy = |name: String| format!("{name}{}", flagger_core::primary::PRIMARY_SUFFIX);
     tracked.config_maps.iter().any(|cm| {
         let ns = cm.namespace().unwrap_or_default();
         caches
-            .config_map(&ns, &copy(cm.name_any()))
+            .config_map(&ns, &copy_name(&cm.name_any()))
             .is_none_or(|c| c.data != cm.data || c.binary_data != cm.binary_data)
     }) || tracked.secrets.iter().any(|s| {
         let ns = s.namespace().unwrap_or_default();
         caches
-            .secret(&ns, &copy(s.name_any()))
+            .secret(&ns, &copy_name(&s.name_any()))
             .is_none_or(|c| c.data != s.data)
     })
 }
@@ -182,21 +181,28 @@ pub async fn ensure_copy_owners(
     let Some(owner) = flagger_k8s::owner_reference(canary) else {
         return Ok(());
     };
-    let copy = |name: String| format!("{name}{}", flagger_core::primary::PRIMARY_SUFFIX);
     for cm in &tracked.config_maps {
         if let Some(existing) = ctx
             .caches
-            .config_map(&namespace_of(cm.as_ref()), &copy(cm.name_any()))
+            .config_map(&namespace_of(cm.as_ref()), &copy_name(&cm.name_any()))
         {
             ensure_owner(ctx, &owner, existing).await?;
         }
     }
     for s in &tracked.secrets {
-        if let Some(existing) = ctx.caches.secret(&namespace_of(s.as_ref()), &copy(s.name_any())) {
+        if let Some(existing) = ctx
+            .caches
+            .secret(&namespace_of(s.as_ref()), &copy_name(&s.name_any()))
+        {
             ensure_owner(ctx, &owner, existing).await?;
         }
     }
     Ok(())
+}
+
+/// The name of the `-primary` copy of the config `source`.
+fn copy_name(source: &str) -> String {
+    format!("{source}{}", flagger_core::primary::PRIMARY_SUFFIX)
 }
 
 fn namespace_of<K: kube::Resource>(obj: &K) -> String {
